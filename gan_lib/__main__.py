@@ -1,0 +1,149 @@
+"""Command line: `python -m gan_lib train ...` and `python -m gan_lib generate ...`.
+
+Parses flags and calls the library; errors become one line on stderr.
+"""
+
+import argparse
+import os
+import sys
+
+
+def build_parser():
+    from .panel import DEFAULTS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m gan_lib",
+        description="Train the Keras CIFAR-10 GAN tutorial, or draw images with a trained generator.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a GAN; each run writes to its own folder",
+                       description="Train the tutorial's GAN. Every run writes image grids, generator "
+                       ".keras files, history.csv/.png, panel.json and checkpoints to its folder.")
+    t.add_argument("--dataset", default=None, metavar="cifar10|mnist|fashion_mnist|shapes|PATH",
+                   help="images to learn (default cifar10, downloaded once). 'shapes' is embedded and needs "
+                   "no network. PATH: an .npz holding uint8 x (N,H,W,C or N,H,W), a folder of images of one "
+                   "size, or an extracted cifar-10-batches-py folder")
+    t.add_argument("--epochs", type=int, metavar="N", help=f"epochs to train (panel n_epochs, default {DEFAULTS['n_epochs']})")
+    t.add_argument("--batch", type=int, metavar="N", help=f"images per batch, even (panel n_batch, default {DEFAULTS['n_batch']})")
+    t.add_argument("--latent-dim", type=int, metavar="N", help=f"size of the latent space (default {DEFAULTS['latent_dim']})")
+    t.add_argument("--limit", type=int, metavar="N", help="keep only the first N images (default: all)")
+    t.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/DATASET-DATE-TIME); "
+                   "must not hold another run")
+    t.add_argument("--seed", type=int, metavar="N", help=f"random seed (default {DEFAULTS['seed']}); the same seed "
+                   "on a CPU repeats a run exactly")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint, with its panel "
+                   "(flags given here override it, e.g. --epochs to train longer)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any control-panel key, e.g. --set label_smoothing=0.1 --set checkpoint_every=50. "
+                   "Keys: " + ", ".join(DEFAULTS))
+    t.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
+    g = sub.add_parser("generate", help="draw an n x n grid of new images with a trained generator")
+    g.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder (uses its generator.keras) or a .keras file")
+    g.add_argument("--n", type=int, default=10, help="grid side: n x n images (default 10)")
+    g.add_argument("--out", metavar="FILE.png", help="where to save the grid (default: generated.png beside the model)")
+    g.add_argument("--seed", type=int, default=None, help="random seed for the latent points")
+    return parser
+
+
+def panel_from_args(args):
+    """The control panel a `train` command asks for (resumed runs start from their own panel.json)."""
+    from .panel import check_panel, parse_setting
+    from .training import load_panel
+
+    panel = {}
+    if args.resume:
+        if not os.path.exists(os.path.join(args.resume, "panel.json")):
+            raise ValueError(f"{args.resume!r} is not a gan_lib run folder (no panel.json)")
+        panel = load_panel(args.resume)
+        panel.update(load_weights=True, epochs=0)
+    flags = {"dataset": args.dataset, "n_epochs": args.epochs, "n_batch": args.batch,
+             "latent_dim": args.latent_dim, "limit": args.limit, "seed": args.seed}
+    panel.update({k: v for k, v in flags.items() if v is not None})
+    for text in args.set:
+        key, value = parse_setting(text)
+        panel[key] = value
+    return check_panel(panel)
+
+
+def cmd_train(args):
+    panel = panel_from_args(args)
+    if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+        raise ValueError("--resume continues a run in its own folder; leave out --out")
+    run_dir = args.resume or args.out
+    if run_dir is None:
+        from .training import new_run_dir
+
+        name = "".join(c if c.isalnum() else "_" for c in os.path.basename(os.path.normpath(panel["dataset"])))
+        run_dir = new_run_dir("outputs", name)
+    elif not args.resume and os.path.exists(run_dir) and os.listdir(run_dir):
+        raise ValueError(f"--out {run_dir!r} is not empty; choose a new folder, or --resume it if it is a run")
+
+    from . import data, models, training
+
+    x = data.load_real_samples(panel["dataset"], panel["limit"])  # before any folder is made
+    training.set_seed(panel["seed"], panel["deterministic"])
+    d_model = models.define_discriminator(x.shape[1:], lr=panel["d_lr"], beta_1=panel["beta_1"])
+    g_model = models.define_generator(panel["latent_dim"], out_shape=x.shape[1:])
+    gan_model = models.define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
+    if not args.resume:
+        training.check_models(g_model, d_model, x, panel["latent_dim"])
+    if not args.quiet:
+        print(f"training on {panel['dataset']}: {len(x)} images {x.shape[1:]}, writing to {run_dir}")
+    training.train(g_model, d_model, gan_model, x, panel=panel, run_dir=run_dir, verbose=0 if args.quiet else 1)
+    print(f"done: {run_dir} (generator.keras, generated_plot_e*.png, history.csv)")
+
+
+def load_generator(path):
+    """A generator .keras file, or a run folder's generator.keras, loaded in Keras safe mode."""
+    import keras
+
+    if os.path.isdir(path):
+        model_path = os.path.join(path, "generator.keras")
+        if not os.path.exists(model_path):
+            raise ValueError(f"{path!r} holds no generator.keras; is it a run folder that finished an epoch?")
+    elif path.endswith(".keras") and os.path.isfile(path):
+        model_path = path
+    else:
+        raise ValueError(f"{path!r} is neither a run folder nor a .keras file")
+    try:
+        return keras.saving.load_model(model_path, compile=False, safe_mode=True), model_path
+    except Exception as e:  # Keras raises many kinds for a damaged zip
+        raise ValueError(f"{model_path} cannot be loaded as a Keras model ({type(e).__name__}); it may be "
+                         "truncated or corrupt: use an earlier generator_model_eNNN.keras") from None
+
+
+def cmd_generate(args):
+    import numpy as np
+
+    from .data import generate_fake_samples
+    from .plots import save_grid
+
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}")
+    g_model, model_path = load_generator(args.model)
+    latent_dim = g_model.input_shape[-1]
+    x, _ = generate_fake_samples(g_model, latent_dim, args.n * args.n, np.random.default_rng(args.seed))
+    out = args.out or os.path.join(os.path.dirname(model_path), "generated.png")
+    save_grid(x, out, args.n)
+    print(f"wrote {out}: {args.n}x{args.n} images from {model_path}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from .data import DownloadError
+    from .training import TrainingDiverged
+
+    try:
+        cmd_train(args) if args.command == "train" else cmd_generate(args)
+    except (ValueError, DownloadError, TrainingDiverged) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        where = f"; continue with: python -m gan_lib train --resume {args.resume or args.out}" if args.command == "train" else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Full training state, saved atomically and resumed exactly.
+
+A checkpoint is one .npz in RUN_DIR/checkpoints/ holding every variable that
+training changes (both models' weights and seed states, both optimizers' slots
+and step counters), the fixed evaluation noise, and a JSON `meta` record: epoch
+and batch counters, the NumPy random state, the history so far, and the shapes
+that identify the architecture. Names sort in training order:
+ckpt-EEEE-BBBBB.npz = after batch BBBBB of epoch EEEE (0-based).
+"""
+
+import glob
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from .files import atomic_path, copy_file
+
+CHECKPOINTS = "checkpoints"
+
+
+def training_variables(g_model, d_model, gan_model):
+    """Every variable a training step can change, in a fixed order.
+
+    model.variables includes the dropout SeedGenerator state that model.weights
+    (and so Keras saving) leaves out; without it a resume is close, not exact.
+    """
+    for model in (d_model, gan_model):
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    return (
+        list(g_model.variables) + list(d_model.variables)
+        + list(d_model.optimizer.variables) + list(gan_model.optimizer.variables)
+    )
+
+
+def checkpoint_name(epoch, batch):
+    return f"ckpt-{epoch:04d}-{batch:05d}.npz"
+
+
+def list_checkpoints(run_dir):
+    """Checkpoint paths of a run, oldest first."""
+    return sorted(glob.glob(os.path.join(run_dir, CHECKPOINTS, "ckpt-*-*.npz")))
+
+
+def save_checkpoint(run_dir, models, meta, fixed_z, keep=2):
+    """Write the state atomically, then drop all but the newest `keep`. Returns the path.
+
+    meta: JSON-able dict with at least 'epoch' and 'batch'.
+    """
+    variables = training_variables(*models)
+    arrays = {f"v{i:04d}": np.asarray(v) for i, v in enumerate(variables)}
+    for name, a in arrays.items():
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            raise FloatingPointError(f"a model or optimizer variable holds NaN or inf ({variables[int(name[1:])].path})")
+    meta = dict(meta, shapes=[list(a.shape) for a in arrays.values()])
+    path = os.path.join(run_dir, CHECKPOINTS, checkpoint_name(meta["epoch"], meta["batch"]))
+    with atomic_path(path) as tmp:
+        np.savez(tmp, meta=np.array(json.dumps(meta)), fixed_z=fixed_z, **arrays)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        os.remove(old)
+    return path
+
+
+def read_checkpoint(path):
+    """-> (meta dict, fixed_z array, list of variable arrays). ValueError if truncated or corrupt."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            fixed_z = z["fixed_z"]
+            values = [z[f"v{i:04d}"] for i in range(len(meta["shapes"]))]
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise ValueError(f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: {e})") from None
+    return meta, fixed_z, values
+
+
+def restore_checkpoint(run_dir, models, verbose=True):
+    """Load the newest readable checkpoint of run_dir into the models.
+
+    Falls back to an older checkpoint, with a message, when the newest is
+    corrupt. Returns (meta, fixed_z, path). ValueError when the folder is not a
+    run, holds no readable checkpoint, or the checkpoint is of another architecture.
+    """
+    if not os.path.exists(os.path.join(run_dir, "panel.json")):
+        raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json); give the folder a run wrote")
+    paths = list_checkpoints(run_dir)
+    if not paths:
+        raise ValueError(f"run {run_dir!r} has no checkpoints yet; start it again without resuming")
+    errors = []
+    for path in reversed(paths):
+        try:
+            meta, fixed_z, values = read_checkpoint(path)
+            break
+        except ValueError as e:
+            errors.append(str(e))
+            if verbose:
+                print(f"skipping {path}: unreadable; trying the one before")
+    else:
+        raise ValueError(f"no readable checkpoint in {run_dir!r}: " + "; ".join(errors))
+    variables = training_variables(*models)
+    shapes = [tuple(v.shape) for v in variables]
+    saved = [tuple(s) for s in meta["shapes"]]
+    if shapes != saved:
+        first = next((i for i, (a, b) in enumerate(zip(shapes, saved)) if a != b), min(len(shapes), len(saved)))
+        raise ValueError(
+            f"checkpoint {path} was made by another architecture ({len(saved)} variables; variable {first} "
+            f"is {saved[first] if first < len(saved) else 'missing'} there, "
+            f"{shapes[first] if first < len(shapes) else 'missing'} here); use the same dataset shape "
+            "and latent_dim as that run, or start a new run"
+        )
+    for v, value in zip(variables, values):
+        v.assign(value)
+    return meta, fixed_z, path
+
+
+def mirror_run(run_dir, mirror_root):
+    """Copy a run folder into mirror_root/RUN_NAME (e.g. on Google Drive), file by file, atomically.
+
+    Copies only files that changed since the last mirror, and removes mirrored
+    checkpoints the run has since dropped. Returns the mirror folder.
+    """
+    run_dir = os.path.abspath(run_dir)
+    dest_dir = os.path.join(mirror_root, os.path.basename(run_dir))
+    for src in glob.glob(os.path.join(run_dir, "**", "*"), recursive=True):
+        name = os.path.basename(src)
+        if os.path.isdir(src) or name.startswith(".tmp-"):
+            continue
+        dst = os.path.join(dest_dir, os.path.relpath(src, run_dir))
+        stat = os.stat(src)
+        if os.path.exists(dst) and os.path.getsize(dst) == stat.st_size and os.path.getmtime(dst) >= stat.st_mtime:
+            continue
+        copy_file(src, dst)
+    kept = {os.path.basename(p) for p in list_checkpoints(run_dir)}
+    for old in glob.glob(os.path.join(dest_dir, CHECKPOINTS, "ckpt-*.npz")):
+        if os.path.basename(old) not in kept:
+            os.remove(old)
+    return dest_dir

@@ -1,0 +1,112 @@
+"""The control panel: one plain dict of settings, checked in one place.
+
+The tutorial's knobs come first; the rest are gan_lib's additions. Every key can
+be set from the command line with `--set KEY=VALUE`.
+"""
+
+import difflib
+import json
+
+DEFAULTS = {
+    # the tutorial's control panel
+    "latent_dim": 100,  # size of the generator's input noise
+    "n_epochs": 200,  # epochs to train in all (a resumed run stops here too)
+    "n_batch": 128,  # images per step: half real, half fake for D; all fake for G
+    "summarization": 5,  # summarize_performance (accuracy, grid, .keras) every N epochs
+    "batchloss": 10,  # print the '>epoch, batch/batches, d1, d2, g' line every N batches; 0 = never
+    "save_freq": 1,  # save an image grid every N epochs; 0 = never
+    "load_weights": False,  # resume the run in run_dir from its last checkpoint
+    "epochs": 0,  # when resuming: the epoch you expect to resume from (0 = whatever the checkpoint says)
+    # data and reproducibility
+    "dataset": "cifar10",  # cifar10 | mnist | fashion_mnist | shapes | a path (.npz or folder)
+    "limit": 0,  # keep the first N images; 0 = all
+    "seed": 1,  # seeds weights, sampling and dropout; the same seed on a CPU repeats a run exactly
+    "deterministic": True,  # ask the backend for deterministic kernels (slower on a GPU)
+    # best practices from the tutorial (off by default)
+    "label_smoothing": 0.0,  # real labels become 1 - label_smoothing (one-sided smoothing, e.g. 0.1)
+    "label_noise": 0.0,  # fraction of D's labels flipped at random each step (e.g. 0.05)
+    "d_lr": 0.0002,  # discriminator learning rate (Adam)
+    "g_lr": 0.0002,  # generator learning rate (Adam, through the combined model)
+    "beta_1": 0.5,  # Adam's beta_1 for both
+    "n_samples": 150,  # images summarize_performance scores D on
+    "grid": 7,  # the saved grids are grid x grid images
+    # surviving a disconnect
+    "checkpoint_every": 100,  # full training state every N batches (and at each epoch end); 0 = epoch ends only
+    "keep_checkpoints": 2,  # how many checkpoints to keep
+    "mirror_dir": "",  # copy the run folder here after each checkpoint (e.g. a Google Drive folder)
+}
+
+# Settings that make any run finish in seconds on a CPU (notebooks, CI, GAN_LIB_SMOKE=1).
+SMOKE = {"n_epochs": 1, "n_batch": 32, "limit": 256, "summarization": 1, "batchloss": 2, "n_samples": 32}
+
+# The smallest value each number may take; upper bounds are checked by hand below.
+MINIMUM = {
+    "latent_dim": 1, "n_epochs": 1, "n_batch": 2, "summarization": 1, "batchloss": 0,
+    "save_freq": 0, "epochs": 0, "limit": 0, "seed": 0, "label_smoothing": 0.0,
+    "label_noise": 0.0, "n_samples": 2, "grid": 1, "checkpoint_every": 0, "keep_checkpoints": 1,
+}
+
+
+def check_panel(panel=None, **overrides):
+    """Defaults, updated by `panel` then `overrides`, checked; returns a new dict.
+
+    Raises ValueError naming the key and what is allowed for unknown keys,
+    wrong types and impossible values.
+    """
+    merged = dict(DEFAULTS)
+    for key, value in {**(panel or {}), **overrides}.items():
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown panel key {key!r}.{hint} Known keys: {', '.join(DEFAULTS)}")
+        merged[key] = _check_type(key, value)
+    for key, low in MINIMUM.items():
+        if merged[key] < low:
+            raise ValueError(f"panel key {key!r} must be at least {low}, got {merged[key]!r}")
+    for key in ("d_lr", "g_lr"):
+        if not 0 < merged[key] < 1:
+            raise ValueError(f"panel key {key!r} must be between 0 and 1, got {merged[key]!r}")
+    if not 0 <= merged["beta_1"] < 1:
+        raise ValueError(f"panel key 'beta_1' must be in [0, 1), got {merged['beta_1']!r}")
+    if merged["label_smoothing"] >= 0.5:
+        raise ValueError(f"panel key 'label_smoothing' must be below 0.5 (0.1 is usual), got {merged['label_smoothing']!r}")
+    if merged["label_noise"] >= 0.5:
+        raise ValueError(f"panel key 'label_noise' must be below 0.5 (0.05 is usual), got {merged['label_noise']!r}")
+    if merged["n_batch"] % 2:
+        raise ValueError(f"panel key 'n_batch' must be even (half real, half fake), got {merged['n_batch']}")
+    if not merged["dataset"]:
+        raise ValueError("panel key 'dataset' must name a dataset or a path, got an empty string")
+    return merged
+
+
+def _check_type(key, value):
+    want = type(DEFAULTS[key])
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not want:
+        raise ValueError(f"panel key {key!r} must be {want.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def parse_setting(text):
+    """'KEY=VALUE' from the command line -> (key, value) typed like the default."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--set wants KEY=VALUE, got {text!r}")
+    if key not in DEFAULTS:
+        check_panel({key: None})  # raises the unknown-key error with a suggestion
+    want = type(DEFAULTS[key])
+    try:
+        if want is bool:
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return key, raw.lower() in ("true", "1", "yes")
+        return key, want(raw)
+    except ValueError:
+        raise ValueError(f"--set {key}= wants a {want.__name__}, got {raw!r}") from None
+
+
+def panel_json(panel):
+    """The panel as pretty JSON text, for panel.json in the run folder."""
+    return json.dumps(panel, indent=2, sort_keys=True) + "\n"

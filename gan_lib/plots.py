@@ -1,0 +1,94 @@
+"""Pictures: image grids, loss and score curves, an animated GIF of progress."""
+
+import glob
+import os
+
+import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
+import numpy as np
+
+from .files import atomic_path
+
+
+def image_grid(examples, n):
+    """First n*n images (N, H, W, C) in [-1, 1] -> one uint8 picture (n*H, n*W, C)."""
+    x = np.asarray(examples)[: n * n]
+    if len(x) < n * n:
+        raise ValueError(f"an {n}x{n} grid needs {n * n} images, got {len(x)}")
+    x = np.clip((x + 1) * 127.5, 0, 255).round().astype(np.uint8)  # [-1, 1] -> [0, 255]
+    _, h, w, c = x.shape
+    return x.reshape(n, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n * h, n * w, c)
+
+
+def save_plot(examples, epoch, n=7, run_dir="."):
+    """The tutorial's grid: n x n generated images, saved as generated_plot_eNNN.png (epoch + 1).
+
+    Returns the path written.
+    """
+    path = os.path.join(run_dir, f"generated_plot_e{epoch + 1:03d}.png")
+    save_grid(examples, path, n)
+    return path
+
+
+def save_grid(examples, path, n):
+    """n x n grid of images in [-1, 1], written atomically as a PNG, each pixel drawn 2x2."""
+    from PIL import Image
+
+    grid = image_grid(examples, n)
+    im = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    im = im.resize((im.width * 2, im.height * 2), Image.NEAREST)
+    with atomic_path(path) as tmp:
+        im.save(tmp)
+    return path
+
+
+def show_images(examples, n=7, title=None):
+    """Draw an n x n grid in a notebook."""
+    grid = image_grid(examples, n)
+    plt.figure(figsize=(n * 0.8, n * 0.8))
+    plt.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray")
+    plt.axis("off")
+    if title:
+        plt.title(title)
+    plt.show()
+
+
+def plot_history(history, path=None):
+    """Losses (top) and D's mean scores D(x), D(G(z)) (bottom) per batch.
+
+    history: the list of row dicts train() returns. Saves a PNG when path is
+    given, else draws in the notebook. Returns the figure.
+    """
+    steps = np.arange(1, len(history) + 1)
+    col = {k: np.array([row[k] for row in history], dtype=float) for k in history[0]} if history else {}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for key, label in (("d_loss_real", "d1: D loss, real"), ("d_loss_fake", "d2: D loss, fake"), ("g_loss", "g: G loss")):
+        top.plot(steps, col.get(key, []), label=label, lw=1)
+    top.set_ylabel("loss")
+    top.legend(loc="upper right")
+    bottom.plot(steps, col.get("d_x", []), label="D(x), real", lw=1)
+    bottom.plot(steps, col.get("d_g_z", []), label="D(G(z)), fake", lw=1)
+    bottom.axhline(0.5, color="gray", ls=":", lw=1)
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("mean score")
+    bottom.set_xlabel("batch")
+    bottom.legend(loc="upper right")
+    fig.tight_layout()
+    if path:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
+        plt.close(fig)
+    return fig
+
+
+def make_gif(run_dir, path=None, ms_per_frame=400):
+    """The run's generated_plot_eNNN.png grids, in order, as one animated GIF. Returns its path."""
+    from PIL import Image
+
+    frames = sorted(glob.glob(os.path.join(run_dir, "generated_plot_e*.png")))
+    if not frames:
+        raise ValueError(f"{run_dir!r} has no generated_plot_eNNN.png grids to animate; train at least one epoch")
+    path = path or os.path.join(run_dir, "progress.gif")
+    images = [Image.open(f).convert("RGB") for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
+    return path

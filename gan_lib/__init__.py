@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ log lines too; a
 with _quiet_fd2():
     import keras  # noqa: F401  (imports the backend, TensorFlow by default)
 
+from .backend import describe_device, set_seed
 from .checkpoint import list_checkpoints, mirror_run, restore_checkpoint
 from .data import (
     CIFAR10_CLASSES, SHAPES_CLASSES, DownloadError, check_images, generate_fake_samples,
@@ -46,6 +47,6 @@ from .evaluate import d_scores, summarize_performance
 from .models import CombinedGAN, define_discriminator, define_gan, define_generator
 from .panel import DEFAULTS, SMOKE, check_panel
 from .plots import image_grid, make_gif, plot_history, save_plot, show_images
-from .training import TrainingDiverged, load_panel, read_history, set_seed, train, train_step
+from .training import TrainingDiverged, load_panel, read_history, train, train_step
 
 __version__ = "0.1.0"

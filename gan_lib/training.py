@@ -16,6 +16,7 @@ import time
 import keras
 import numpy as np
 
+from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
 from .checkpoint import mirror_run, restore_checkpoint, save_checkpoint
 from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
 from .evaluate import d_scores, summarize_performance
@@ -31,19 +32,6 @@ HISTORY_COLUMNS = [
 
 class TrainingDiverged(RuntimeError):
     """A loss or weight became NaN or infinite; training stopped."""
-
-
-def set_seed(seed, deterministic=True):
-    """Seed Python, NumPy and the backend; call before building models.
-
-    The one backend-specific seam: TensorFlow needs op determinism switched on
-    for bit-identical results (JAX and torch on a CPU are deterministic already).
-    """
-    keras.utils.set_random_seed(seed)
-    if deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 def new_run_dir(root="outputs", name="run"):

@@ -13,6 +13,7 @@ import json
 import os
 import zipfile
 
+import keras
 import numpy as np
 
 from .files import atomic_path, copy_file
@@ -50,7 +51,7 @@ def save_checkpoint(run_dir, models, meta, fixed_z, keep=2):
     meta: JSON-able dict with at least 'epoch' and 'batch'.
     """
     variables = training_variables(*models)
-    arrays = {f"v{i:04d}": np.asarray(v) for i, v in enumerate(variables)}
+    arrays = {f"v{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
     for name, a in arrays.items():
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             raise FloatingPointError(f"a model or optimizer variable holds NaN or inf ({variables[int(name[1:])].path})")

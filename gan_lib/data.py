@@ -6,6 +6,7 @@ Images are float32 arrays of shape (N, H, W, C), C = 1 or 3, values in [-1, 1].
 import glob
 import os
 import pickle
+import zipfile
 
 import keras
 import numpy as np
@@ -197,6 +198,7 @@ class _ArraysOnly(pickle.Unpickler):
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
     }
 
     def find_class(self, module, name):
@@ -235,7 +237,7 @@ def _read_npz(path, key):
         if "has no array" in str(e):
             raise
         raise ValueError(f"{path} cannot be read as an .npz of plain arrays ({e})") from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path} is not a readable .npz file ({e})") from None
 
 

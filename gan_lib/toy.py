@@ -1,0 +1,88 @@
+"""A GAN in one dimension: the generator learns points (x, x^2) for x in [-0.5, 0.5].
+
+Two small Dense models and the tutorial's half-batch loop, small enough to watch a
+GAN learn on a CPU in about a minute. Points are float32 arrays (N, 2): column 0
+is x, column 1 is y. Latent points and fake samples come from gan_lib.data, the
+combined model from gan_lib.models.define_gan, exactly as for images.
+"""
+
+import keras
+import numpy as np
+from keras import layers
+
+from .data import generate_fake_samples, generate_latent_points
+
+X_RANGE = (-0.5, 0.5)  # where the real x values lie
+
+
+def generate_real_points(n_samples, rng=None):
+    """n_samples points on y = x^2, x uniform in X_RANGE: float32 (n, 2), and labels, ones (n, 1)."""
+    rng = rng or np.random.default_rng()
+    x = rng.uniform(*X_RANGE, n_samples)
+    return np.stack([x, x * x], axis=1).astype(np.float32), np.ones((n_samples, 1), dtype=np.float32)
+
+
+def define_toy_discriminator(n_inputs=2, lr=0.001):
+    """Point (2,) -> probability that it is real, shape (1,). 101 parameters.
+
+    Compiled with binary cross-entropy and Adam (Keras' default beta_1 = 0.9).
+    """
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(n_inputs,)),
+            layers.Dense(25, activation="relu", kernel_initializer="he_uniform"),  # (25,)
+            layers.Dense(1, activation="sigmoid"),  # (1,)
+        ],
+        name="toy_discriminator",
+    )
+    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=lr), metrics=["accuracy"])
+    return model
+
+
+def define_toy_generator(latent_dim=5, n_outputs=2):
+    """Latent point (latent_dim,) -> point (2,), linear output. 122 parameters for latent_dim=5."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(latent_dim,)),
+            layers.Dense(15, activation="relu", kernel_initializer="he_uniform"),  # (15,)
+            layers.Dense(n_outputs, activation="linear"),  # (2,): any real x and y
+        ],
+        name="toy_generator",
+    )
+
+
+def curve_distance(points):
+    """Mean vertical distance |y - x^2| of points (N, 2) from the curve: 0 when all lie on it."""
+    p = np.asarray(points, dtype=np.float64)
+    return float(np.mean(np.abs(p[:, 1] - p[:, 0] ** 2)))
+
+
+def coverage(points, n_bins=20):
+    """Fraction of n_bins equal bins of X_RANGE that hold the x of at least one point (N, 2).
+
+    1.0 when the points spread over the whole range; 1 / n_bins when they all share one x.
+    Points with x outside X_RANGE count in no bin.
+    """
+    counts, _ = np.histogram(np.asarray(points)[:, 0], bins=n_bins, range=X_RANGE)
+    return float(np.mean(counts > 0))
+
+
+def train_toy(g_model, d_model, gan_model, latent_dim, n_steps, n_batch=128, rng=None):
+    """The tutorial's loop on points, n_steps times; returns per-step losses as a list of dicts.
+
+    Per step: D learns from n_batch/2 real points (label 1), then n_batch/2 fake ones
+    (label 0); then G learns through gan_model (from define_gan, which updates G only)
+    on n_batch latent points labelled 1. Call it again to keep training.
+    """
+    rng = rng or np.random.default_rng()
+    half_batch = n_batch // 2
+    history = []
+    for _ in range(n_steps):
+        x_real, y_real = generate_real_points(half_batch, rng)
+        x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng)
+        d_loss_real, _ = d_model.train_on_batch(x_real, y_real)
+        d_loss_fake, _ = d_model.train_on_batch(x_fake, y_fake)
+        z = generate_latent_points(latent_dim, n_batch, rng)
+        g_loss = gan_model.train_on_batch(z, np.ones((n_batch, 1), dtype=np.float32))
+        history.append({"d_loss_real": float(d_loss_real), "d_loss_fake": float(d_loss_fake), "g_loss": float(g_loss)})
+    return history

@@ -1,0 +1,62 @@
+"""The control panel: defaults, and one clear ValueError per bad setting."""
+
+import pytest
+
+import gan_lib
+from gan_lib.panel import parse_setting
+
+
+def test_defaults_are_the_tutorials():
+    p = gan_lib.check_panel()
+    assert (p["latent_dim"], p["n_epochs"], p["n_batch"], p["summarization"], p["batchloss"]) == (100, 200, 128, 5, 10)
+    assert p["label_smoothing"] == 0 and p["label_noise"] == 0 and p["load_weights"] is False
+    assert gan_lib.check_panel(gan_lib.SMOKE)["n_epochs"] == 1
+
+
+def test_overrides_win_and_ints_pass_as_floats():
+    p = gan_lib.check_panel({"n_batch": 64, "seed": 5}, n_batch=32)
+    assert p["n_batch"] == 32 and p["seed"] == 5
+    assert gan_lib.check_panel(label_smoothing=0)["label_smoothing"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ({"n_batchh": 4}, r"unknown panel key 'n_batchh'.*Did you mean 'n_batch'"),
+        ({"n_epochs": "10"}, r"'n_epochs' must be int, got str"),
+        ({"n_batch": 64.0}, r"'n_batch' must be int, got float"),
+        ({"load_weights": 1}, r"'load_weights' must be bool"),
+        ({"n_batch": 1}, r"'n_batch' must be at least 2"),
+        ({"n_batch": 33}, r"'n_batch' must be even"),
+        ({"n_epochs": 0}, r"'n_epochs' must be at least 1"),
+        ({"latent_dim": 0}, r"'latent_dim' must be at least 1"),
+        ({"d_lr": 1}, r"'d_lr' must be between 0 and 1"),
+        ({"label_smoothing": 0.7}, r"'label_smoothing' must be below 0.5"),
+        ({"keep_checkpoints": 0}, r"'keep_checkpoints' must be at least 1"),
+        ({"dataset": ""}, r"'dataset' must name a dataset"),
+    ],
+)
+def test_bad_settings_name_the_key(setting, message):
+    with pytest.raises(ValueError, match=message):
+        gan_lib.check_panel(setting)
+
+
+def test_parse_setting_types_values_like_the_defaults():
+    assert parse_setting("n_batch=64") == ("n_batch", 64)
+    assert parse_setting("label_smoothing=0.1") == ("label_smoothing", 0.1)
+    assert parse_setting("load_weights=true") == ("load_weights", True)
+    assert parse_setting("dataset=/data/x.npz") == ("dataset", "/data/x.npz")
+    with pytest.raises(ValueError, match="wants a int"):
+        parse_setting("n_batch=many")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_setting("n_batch")
+    with pytest.raises(ValueError, match="unknown panel key"):
+        parse_setting("nbatch=3")
+
+
+def test_batch_larger_than_dataset_is_refused(shapes_small, tmp_path):
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    with pytest.raises(ValueError, match="'n_batch' is 256 but the dataset has only 128"):
+        gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small, 100, n_epochs=1, n_batch=256,
+                      run_dir=str(tmp_path / "r"), verbose=0)
+    assert not (tmp_path / "r").exists(), "nothing may be written for bad input"

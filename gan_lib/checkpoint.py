@@ -85,6 +85,8 @@ def restore_checkpoint(run_dir, models, verbose=True):
     """
     if not os.path.exists(os.path.join(run_dir, "panel.json")):
         raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json); give the folder a run wrote")
+    for stale in glob.glob(os.path.join(run_dir, "**", ".tmp-*"), recursive=True):
+        os.remove(stale)  # half-written files of a killed run; the files they were replacing are intact
     paths = list_checkpoints(run_dir)
     if not paths:
         raise ValueError(f"run {run_dir!r} has no checkpoints yet; start it again without resuming")

@@ -1,0 +1,138 @@
+"""Training survives: SIGKILL at any point, then --resume, ends bit-identical to an unbroken run."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import gan_lib
+from conftest import ROOT, run_cli
+from gan_lib import checkpoint
+
+# 96 images / 32 per batch = 3 batches an epoch, 2 epochs, a checkpoint after every batch
+TINY = ["train", "--dataset", "shapes", "--limit", "96", "--batch", "32", "--epochs", "2", "--seed", "5",
+        "--quiet", "--set", "checkpoint_every=1", "--set", "keep_checkpoints=3", "--set", "n_samples=8"]
+FINAL = "ckpt-0002-00000.npz"
+
+
+def final_state(run_dir):
+    with np.load(os.path.join(run_dir, "checkpoints", FINAL)) as z:
+        return {k: z[k] for k in z.files if k != "meta"}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("ref") / "run")
+    result = run_cli(*TINY, "--out", run_dir)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def kill_after(run_dir, target, extra_delay):
+    """Start the tiny run and SIGKILL it once checkpoint `target` exists, plus a delay (mid-step, mid-save...)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-m", "gan_lib", *TINY, "--out", run_dir], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = os.path.join(run_dir, "checkpoints")
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(os.path.join(folder, target)):
+            break
+        time.sleep(0.02)
+    time.sleep(extra_delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc.returncode
+
+
+@pytest.mark.parametrize("target,delay", [("ckpt-0000-00001.npz", 0.0), ("ckpt-0000-00002.npz", 0.15),
+                                          ("ckpt-0001-00000.npz", 0.0), ("ckpt-0001-00001.npz", 0.05)])
+def test_killed_run_resumes_bit_identical(reference, tmp_path, target, delay):
+    run_dir = str(tmp_path / "run")
+    code = kill_after(run_dir, target, delay)
+    assert code == -signal.SIGKILL, "the run finished before it could be killed; the test proves nothing"
+    assert not os.path.exists(os.path.join(run_dir, "checkpoints", FINAL))
+    result = run_cli("train", "--resume", run_dir, "--quiet")
+    assert result.returncode == 0, result.stderr
+    expected, got = final_state(reference), final_state(run_dir)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert np.array_equal(expected[key], got[key]), f"{key} differs after resume"
+    assert gan_lib.read_history(run_dir) == gan_lib.read_history(reference)
+    assert not [f for f in os.listdir(run_dir) if f.startswith(".tmp-")]
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint(trained_run, tmp_path, monkeypatch):
+    run_dir = str(tmp_path / "copy")
+    shutil.copytree(trained_run[0], run_dir)
+    before = {p: open(p, "rb").read() for p in gan_lib.list_checkpoints(run_dir)}
+    real_savez = np.savez
+
+    def dies_halfway(path, **arrays):
+        real_savez(path, **{k: arrays[k] for k in list(arrays)[:3]})  # part of the file is on disk...
+        raise KeyboardInterrupt  # ...when the user (or Colab) stops it
+
+    monkeypatch.setattr(checkpoint.np, "savez", dies_halfway)
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint(run_dir, (g, d, gan_lib.define_gan(g, d)), {"epoch": 9, "batch": 0},
+                                   np.zeros((4, 100), np.float32))
+    assert {p: open(p, "rb").read() for p in gan_lib.list_checkpoints(run_dir)} == before
+    assert not [f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.startswith(".tmp-")]
+
+
+def test_keeps_the_newest_k(trained_run):
+    names = [os.path.basename(p) for p in gan_lib.list_checkpoints(trained_run[0])]
+    assert names == ["ckpt-0000-00002.npz", "ckpt-0001-00000.npz"]  # checkpoint_every=2, keep 2
+
+
+def resume(run_dir, latent_dim=100, shape=(32, 32, 3)):
+    d, g = gan_lib.define_discriminator(shape), gan_lib.define_generator(latent_dim, out_shape=shape)
+    return checkpoint.restore_checkpoint(run_dir, (g, d, gan_lib.define_gan(g, d)), verbose=False)
+
+
+def test_corrupt_checkpoints(trained_run, tmp_path):
+    run_dir = str(tmp_path / "copy")
+    shutil.copytree(trained_run[0], run_dir)
+    older, newest = gan_lib.list_checkpoints(run_dir)
+    with open(newest, "r+b") as f:
+        f.truncate(os.path.getsize(newest) // 2)
+    meta, _, used = resume(run_dir)  # falls back to the one before
+    assert used == older and (meta["epoch"], meta["batch"]) == (0, 2)
+    with open(older, "wb") as f:
+        f.write(b"garbage")
+    with pytest.raises(ValueError, match="no readable checkpoint.*truncated or corrupt"):
+        resume(run_dir)
+
+
+def test_checkpoint_of_another_architecture(trained_run):
+    with pytest.raises(ValueError, match="another architecture"):
+        resume(trained_run[0], latent_dim=64)
+    with pytest.raises(ValueError, match="another architecture"):
+        resume(trained_run[0], shape=(32, 32, 1))
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(ValueError, match="not a gan_lib run folder"):
+        resume(str(tmp_path))
+    (tmp_path / "panel.json").write_text("{}")
+    with pytest.raises(ValueError, match="has no checkpoints yet"):
+        resume(str(tmp_path))
+
+
+def test_mirror_copies_the_run_and_drops_old_checkpoints(trained_run, tmp_path):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(trained_run[0], run_dir)
+    drive = tmp_path / "drive"
+    mirrored = gan_lib.mirror_run(run_dir, str(drive))
+    for name in ("generator.keras", "history.csv", "panel.json"):
+        assert open(os.path.join(mirrored, name), "rb").read() == open(os.path.join(run_dir, name), "rb").read()
+    os.remove(gan_lib.list_checkpoints(run_dir)[0])
+    gan_lib.mirror_run(run_dir, str(drive))
+    assert sorted(os.listdir(os.path.join(mirrored, "checkpoints"))) == ["ckpt-0001-00000.npz"]
+    resume(mirrored)  # the mirror is a run that can be resumed

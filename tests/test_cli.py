@@ -1,0 +1,135 @@
+"""The command line end to end on the embedded dataset, and its one-line errors."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from gan_lib.__main__ import main
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def in_process(capsys):
+    """main(argv) in this process: the same code path as `python -m gan_lib`, without a 5 s start-up."""
+
+    def call(*args):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
+def assert_one_line_error(result, text):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr and text in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("cli") / "run")
+    result = run_cli("train", "--dataset", "shapes", "--epochs", "1", "--limit", "64", "--batch", "32",
+                     "--latent-dim", "20", "--seed", "3", "--set", "n_samples=8", "--set", "grid=3",
+                     "--out", run_dir)
+    assert result.returncode == 0, result.stderr
+    return run_dir, result
+
+
+def test_train_writes_a_run(cli_run):
+    run_dir, result = cli_run
+    assert "training on shapes: 64 images (32, 32, 3)" in result.stdout
+    assert ">Accuracy real:" in result.stdout and "done: " in result.stdout
+    for name in ("panel.json", "history.csv", "history.png", "generator.keras", "generated_plot_e001.png"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert result.stderr.strip() == ""
+
+
+def test_generate_from_the_run_and_from_the_model(cli_run, tmp_path):
+    run_dir, _ = cli_run
+    result = run_cli("generate", run_dir, "--n", "3", "--seed", "1", "--out", str(tmp_path / "a.png"))
+    assert result.returncode == 0, result.stderr
+    a = np.asarray(Image.open(tmp_path / "a.png"))
+    assert a.shape == (3 * 32 * 2, 3 * 32 * 2, 3) and a.std() > 0
+    result = run_cli("generate", os.path.join(run_dir, "generator.keras"), "--n", "3", "--seed", "1",
+                     "--out", str(tmp_path / "b.png"))
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(a, np.asarray(Image.open(tmp_path / "b.png")))  # same seed, same images
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--dataset", "--epochs", "--batch", "--latent-dim", "--limit", "--out", "--seed", "--set", "--resume"):
+        assert flag in out
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--n", "--out", "--seed", "RUN_DIR_OR_MODEL"):
+        assert flag in out
+
+
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (["train", "--dataset", "no_such_thing"], "neither a known name"),
+        (["train", "--dataset", "shapes", "--batch", "3"], "'n_batch' must be even"),
+        (["train", "--dataset", "shapes", "--set", "n_epoch=3"], "Did you mean 'n_epochs'"),
+        (["train", "--dataset", "shapes", "--set", "label_smoothing=lots"], "wants a float"),
+        (["train", "--dataset", "shapes", "--limit", "16", "--batch", "32"], "'n_batch' is 32 but the dataset has only 16"),
+        (["generate", "/nonexistent/run"], "neither a run folder nor a .keras file"),
+        (["generate", ".", "--n", "0"], "--n must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr(args, text, tmp_path, in_process):
+    result = in_process(*args, "--out", str(tmp_path / "out")) if args[0] == "train" else in_process(*args)
+    assert_one_line_error(result, text)
+    assert not (tmp_path / "out").exists(), "bad input must write nothing"
+
+
+def test_offline_cifar10_default_names_the_alternatives(tmp_path):
+    result = run_cli("train", "--out", str(tmp_path / "out"), env={"KERAS_HOME": str(tmp_path / "keras")})
+    if result.returncode == 0:
+        pytest.skip("this machine can download CIFAR-10")
+    assert_one_line_error(result, "could not download CIFAR-10")
+    assert "--dataset shapes" in result.stderr and "--dataset PATH" in result.stderr
+
+
+def test_a_real_process_prints_one_line_too(tmp_path):
+    """No TensorFlow notices around the error, in a fresh interpreter."""
+    assert_one_line_error(run_cli("train", "--resume", str(tmp_path)), "not a gan_lib run folder")
+
+
+def test_refuses_to_overwrite_and_checks_resume(cli_run, tmp_path, in_process):
+    run_dir, _ = cli_run
+    before = open(os.path.join(run_dir, "history.csv")).read()
+    assert_one_line_error(in_process("train", "--dataset", "shapes", "--out", run_dir), "is not empty")
+    assert_one_line_error(in_process("train", "--resume", run_dir, "--latent-dim", "30"), "another architecture")
+    assert open(os.path.join(run_dir, "history.csv")).read() == before
+
+
+def test_corrupt_model_file(tmp_path, in_process):
+    bad = tmp_path / "generator.keras"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    assert_one_line_error(in_process("generate", str(bad)), "cannot be loaded as a Keras model")
+    assert_one_line_error(in_process("generate", str(tmp_path / "nothing")), "neither a run folder")
+
+
+def test_resume_trains_on(cli_run, tmp_path):
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(cli_run[0], run_dir)
+    result = run_cli("train", "--resume", run_dir, "--epochs", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert os.path.exists(os.path.join(run_dir, "generated_plot_e002.png"))
+    assert len(open(os.path.join(run_dir, "history.csv")).read().splitlines()) == 1 + 4

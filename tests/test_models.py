@@ -1,5 +1,6 @@
 """The tutorial's architectures, and the Keras 3 freezing trap proven absent."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -70,3 +71,18 @@ def test_combined_model_reports_only_generator_weights_as_trainable():
     assert [id(v) for v in gan_model.trainable_variables] == [id(v) for v in g.trainable_variables]
     assert {id(v) for v in d.weights} <= {id(v) for v in gan_model.non_trainable_weights}
     assert d.trainable and len(d.trainable_variables) == 10  # D itself is never frozen
+
+
+def test_combined_model_sees_the_discriminators_latest_weights():
+    """The combined step must judge G with D as it is now, not a copy from when it was first traced."""
+    gan_lib.set_seed(1)
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    gan_model = gan_lib.define_gan(g, d)
+    dataset = gan_lib.load_real_samples("shapes", limit=32)
+    z = gan_lib.generate_latent_points(100, 16, np.random.default_rng(0))
+    ones = np.ones((16, 1), dtype=np.float32)
+    for _ in range(3):
+        d.train_on_batch(dataset[:16], np.zeros((16, 1)))  # move D
+        p = np.clip(gan_lib.d_scores(d, keras.ops.convert_to_numpy(g(z))), 1e-7, 1 - 1e-7)
+        assert gan_model.test_on_batch(z, ones) == pytest.approx(float(-np.log(p).mean()), rel=1e-4)
+        gan_model.train_on_batch(z, ones)

@@ -6,6 +6,8 @@ import os
 os.environ.setdefault("GAN_LIB_SMOKE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import gan_lib  # noqa: E402, F401  (before anything imports keras: gan_lib keeps TensorFlow's start-up notices quiet)
+
 
 def pytest_collectstart(collector):
     """nbval: compare stdout and rich outputs, not stderr (TensorFlow writes notices there that

@@ -39,8 +39,16 @@ with _quiet_fd2():
 from .backend import describe_device, set_seed
 from .checkpoint import list_checkpoints, mirror_run, restore_checkpoint
 from .data import (
-    CIFAR10_CLASSES, SHAPES_CLASSES, DownloadError, check_images, generate_fake_samples,
-    generate_latent_points, generate_real_samples, load_images, load_real_samples, make_shapes,
+    CIFAR10_CLASSES,
+    SHAPES_CLASSES,
+    DownloadError,
+    check_images,
+    generate_fake_samples,
+    generate_latent_points,
+    generate_real_samples,
+    load_images,
+    load_real_samples,
+    make_shapes,
     scale_images,
 )
 from .evaluate import d_scores, summarize_performance

@@ -24,7 +24,8 @@ def build_parser():
                    "no network. PATH: an .npz holding uint8 x (N,H,W,C or N,H,W), a folder of images of one "
                    "size, or an extracted cifar-10-batches-py folder")
     t.add_argument("--epochs", type=int, metavar="N", help=f"epochs to train (panel n_epochs, default {DEFAULTS['n_epochs']})")
-    t.add_argument("--batch", type=int, metavar="N", help=f"images per batch, even (panel n_batch, default {DEFAULTS['n_batch']})")
+    t.add_argument("--batch", type=int, metavar="N",
+                   help=f"images per batch, even (panel n_batch, default {DEFAULTS['n_batch']})")
     t.add_argument("--latent-dim", type=int, metavar="N", help=f"size of the latent space (default {DEFAULTS['latent_dim']})")
     t.add_argument("--limit", type=int, metavar="N", help="keep only the first N images (default: all)")
     t.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/DATASET-DATE-TIME); "

@@ -194,7 +194,8 @@ def write_history(run_dir, history):
 def read_history(run_dir):
     """history.csv back as a list of dicts of numbers."""
     with open(os.path.join(run_dir, "history.csv")) as f:
-        return [{k: (int(v) if k in ("epoch", "batch", "step") else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    return [{k: (int(v) if k in ("epoch", "batch", "step") else float(v)) for k, v in row.items()} for row in rows]
 
 
 def load_panel(run_dir):

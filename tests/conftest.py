@@ -2,10 +2,11 @@ import os
 import subprocess
 import sys
 
-import gan_lib  # noqa: F401  (first: it keeps TensorFlow's start-up notices quiet)
 import keras
 import numpy as np
 import pytest
+
+import gan_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,16 +29,12 @@ def changed(before, after):
 
 @pytest.fixture(scope="session")
 def shapes_small():
-    import gan_lib
-
     return gan_lib.load_real_samples("shapes", limit=128)
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, shapes_small):
     """One short real run (1 epoch, 4 batches of 32) shared by tests that only read its folder."""
-    import gan_lib
-
     run_dir = str(tmp_path_factory.mktemp("runs") / "run")
     gan_lib.set_seed(3)
     d = gan_lib.define_discriminator()

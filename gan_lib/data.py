@@ -154,8 +154,12 @@ def check_images(x, name="dataset", scaled=True, min_count=1):
     lo, hi = float(x.min()), float(x.max())
     if lo < -1.0001 or hi > 1.0001:
         hint = " They look like 0-255 pixels: use x / 127.5 - 1." if hi > 1.5 else ""
-        hint = " They look like [0, 1] pixels: use x * 2 - 1." if 0 <= lo and hi <= 1.0001 else hint
         raise ValueError(f"{name}: pixel values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}].{hint}")
+    if lo >= 0 and hi > 0.5:  # no pixel darker than mid-grey anywhere: x / 255 rather than x / 127.5 - 1
+        raise ValueError(
+            f"{name}: pixel values lie in [{lo:.3g}, {hi:.3g}], which looks like images scaled to [0, 1]; "
+            "the generator's tanh draws in [-1, 1], so use x * 2 - 1 (or scale uint8 with x / 127.5 - 1)"
+        )
     return x
 
 

@@ -45,7 +45,7 @@ def show_images(examples, n=7, title=None):
     """Draw an n x n grid in a notebook."""
     grid = image_grid(examples, n)
     plt.figure(figsize=(n * 0.8, n * 0.8))
-    plt.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray")
+    plt.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", interpolation="nearest")
     plt.axis("off")
     if title:
         plt.title(title)

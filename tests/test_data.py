@@ -94,6 +94,7 @@ def test_offline_cifar10_says_what_to_do(tmp_path, monkeypatch):
         (np.full((4, 32, 32, 3), 200.0, np.float32), "look like 0-255 pixels"),
         (np.full((4, 32, 32, 3), 1.5, np.float32), "must lie in \\[-1, 1\\]"),
         (np.full((4, 32, 32, 3), np.nan, np.float32), "NaN or infinite"),
+        (np.linspace(0, 1, 4 * 32 * 32 * 3, dtype=np.float32).reshape(4, 32, 32, 3), r"scaled to \[0, 1\]"),
         (np.zeros((0, 32, 32, 3), np.float32), "at least 1 images, got 0"),
         (np.zeros((4, 32, 32, 3), np.int32), "dtype int32"),
     ],

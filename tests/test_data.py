@@ -156,3 +156,15 @@ def test_fake_samples_call_the_model_directly_not_predict():
     g.predict = slow_predict
     x, y = gan_lib.generate_fake_samples(g, 8, 4)
     assert x.shape == (4, 32, 32, 3) and (y == 0).all()
+
+
+def test_mnist_from_the_keras_cache_is_padded_to_32(tmp_path, monkeypatch):
+    cache = tmp_path / "datasets"
+    cache.mkdir()
+    digits = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    np.savez(cache / "mnist.npz", x_train=digits, y_train=np.arange(5), x_test=digits, y_test=np.arange(5))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    x = gan_lib.load_real_samples("mnist")
+    assert x.shape == (5, 32, 32, 1)
+    assert (x[:, :2] == -1).all() and (x[:, :, -2:] == -1).all()  # a black border
+    assert np.allclose(x[:, 2:30, 2:30, 0], digits / 127.5 - 1, atol=1e-6)

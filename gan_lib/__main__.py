@@ -75,7 +75,7 @@ def cmd_train(args):
         from .training import new_run_dir
 
         name = "".join(c if c.isalnum() else "_" for c in os.path.basename(os.path.normpath(panel["dataset"])))
-        run_dir = new_run_dir("outputs", name)
+        run_dir = new_run_dir(None, name)
     elif not args.resume and os.path.exists(run_dir) and os.listdir(run_dir):
         raise ValueError(f"--out {run_dir!r} is not empty; choose a new folder, or --resume it if it is a run")
 

@@ -15,15 +15,17 @@ def d_scores(d_model, x):
     return keras.ops.convert_to_numpy(d_model(x, training=False)).reshape(-1)
 
 
-def save_generator(g_model, epoch, run_dir="."):
-    """generator_model_eNNN.keras (epoch + 1) and generator.keras (the latest), written atomically."""
-    path = os.path.join(run_dir, f"generator_model_e{epoch + 1:03d}.keras")
-    with atomic_path(path) as tmp:
-        g_model.save(tmp)
-    latest = os.path.join(run_dir, "generator.keras")
-    with atomic_path(latest) as tmp:
-        g_model.save(tmp)
-    return path
+def save_generator(g_model, epoch, run_dir=".", numbered=True):
+    """generator.keras (the latest) and, when numbered, generator_model_eNNN.keras (epoch + 1).
+
+    Written atomically; returns the path of the last file written.
+    """
+    paths = [os.path.join(run_dir, f"generator_model_e{epoch + 1:03d}.keras")] if numbered else []
+    paths.append(os.path.join(run_dir, "generator.keras"))
+    for path in paths:
+        with atomic_path(path) as tmp:
+            g_model.save(tmp)
+    return paths[0]
 
 
 def summarize_performance(epoch, g_model, d_model, dataset, latent_dim, n_samples=150,

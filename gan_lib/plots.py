@@ -80,15 +80,25 @@ def plot_history(history, path=None):
     return fig
 
 
-def make_gif(run_dir, path=None, ms_per_frame=400):
-    """The run's generated_plot_eNNN.png grids, in order, as one animated GIF. Returns its path."""
+def make_gif(run_dir, path=None, ms_per_frame=400, max_frames=40, scale=0.5):
+    """The run's generated_plot_eNNN.png grids, in order, as one animated GIF. Returns its path.
+
+    At most max_frames grids, evenly spaced and always including the last; each
+    shrunk by scale (the PNGs are stored at 2x), so 200 epochs stay a few MB.
+    """
     from PIL import Image
 
     frames = sorted(glob.glob(os.path.join(run_dir, "generated_plot_e*.png")))
     if not frames:
         raise ValueError(f"{run_dir!r} has no generated_plot_eNNN.png grids to animate; train at least one epoch")
+    if len(frames) > max_frames:
+        keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+        frames = [frames[i] for i in sorted(set(keep))]
     path = path or os.path.join(run_dir, "progress.gif")
-    images = [Image.open(f).convert("RGB") for f in frames]
+    images = []
+    for f in frames:
+        im = Image.open(f).convert("RGB")
+        images.append(im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.NEAREST))
     with atomic_path(path) as tmp:
         images[0].save(tmp, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
     return path

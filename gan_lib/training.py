@@ -19,7 +19,7 @@ import numpy as np
 from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
 from .checkpoint import mirror_run, restore_checkpoint, save_checkpoint
 from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
-from .evaluate import d_scores, summarize_performance
+from .evaluate import d_scores, save_generator, summarize_performance
 from .files import write_text
 from .panel import check_panel, panel_json
 from .plots import plot_history, save_plot
@@ -34,9 +34,17 @@ class TrainingDiverged(RuntimeError):
     """A loss or weight became NaN or infinite; training stopped."""
 
 
-def new_run_dir(root="outputs", name="run"):
-    """A fresh folder root/NAME-YYYYmmdd-HHMMSS (with -2, -3... if taken)."""
-    base = os.path.join(root, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+def default_outputs():
+    """outputs/ at the top of a gan_lib checkout when running from one (notebooks run in notebooks/), else ./outputs."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isdir(os.path.join(top, "outputs")) and os.path.exists(os.path.join(top, "pyproject.toml")):
+        return os.path.join(top, "outputs")
+    return "outputs"
+
+
+def new_run_dir(root=None, name="run"):
+    """A fresh folder ROOT/NAME-YYYYmmdd-HHMMSS (with -2, -3... if taken); ROOT defaults to default_outputs()."""
+    base = os.path.join(root or default_outputs(), f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     path, i = base, 1
     while os.path.exists(path):
         i += 1
@@ -110,6 +118,13 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     run_dir = run_dir or new_run_dir()
 
     if panel["load_weights"]:
+        saved = load_panel(run_dir) if os.path.exists(os.path.join(run_dir, "panel.json")) else {}
+        for key in ("n_batch", "latent_dim"):  # what each step draws: changing them breaks an exact resume
+            if key in saved and saved[key] != panel[key]:
+                raise ValueError(
+                    f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; "
+                    "resume with the run's own panel: panel=gan_lib.load_panel(run_dir) plus load_weights=True"
+                )
         meta, fixed_z, path = restore_checkpoint(run_dir, models, verbose=verbose)
         if panel["epochs"] and panel["epochs"] != meta["epoch"]:
             raise ValueError(
@@ -158,8 +173,9 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
             if verbose:
                 bar.update(j + 1, [("d1", row["d_loss_real"]), ("d2", row["d_loss_fake"]), ("g", row["g_loss"])])
                 if panel["batchloss"] and (j + 1) % panel["batchloss"] == 0:
-                    print(f">{epoch + 1}, {j + 1}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
-                          f"d2={row['d_loss_fake']:.3f} g={row['g_loss']:.3f}")
+                    end_bar_line = "\n" if getattr(bar, "_dynamic_display", False) else ""  # the bar leaves its line open
+                    print(f"{end_bar_line}>{epoch + 1}, {j + 1}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
+                          f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")
             if every and len(history) % every == 0 and j + 1 < bat_per_epo:
                 checkpoint(epoch, j + 1)
         batch0 = 0
@@ -169,6 +185,8 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
         if (epoch + 1) % panel["summarization"] == 0 or epoch + 1 == n_epochs:
             summarize_performance(epoch, g_model, d_model, dataset, latent_dim, panel["n_samples"],
                                   run_dir=run_dir, rng=rng, plot=False, verbose=verbose)
+        else:
+            save_generator(g_model, epoch, run_dir, numbered=False)  # generator.keras: always the latest epoch
         if history:
             plot_history(history, os.path.join(run_dir, "history.png"))
         checkpoint(epoch + 1, 0)

@@ -71,7 +71,7 @@ def test_progress_and_tutorial_lines(shapes_small, tmp_path, capsys):
     gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small[:64], 100, n_epochs=1, n_batch=32,
                   run_dir=str(tmp_path / "r"), panel={"batchloss": 1, "n_samples": 8})
     out = capsys.readouterr().out
-    assert ">1, 1/2, d1=" in out and ">1, 2/2, d1=" in out and "g=" in out
+    assert ">1, 1/2, d1=" in out and ">1, 2/2, d1=" in out and ", g=" in out
     assert "2/2" in out and ">Accuracy real:" in out
 
 
@@ -120,3 +120,32 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(shapes_smal
     assert gan_lib.list_checkpoints(run_dir) == good
     assert [open(p, "rb").read() for p in good] == good_bytes
     assert len(gan_lib.read_history(run_dir)) == 2  # the history up to the bad step
+
+
+def test_resume_refuses_a_different_batch_size(trained_run, tmp_path):
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(trained_run[0], run_dir)
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    with pytest.raises(ValueError, match="'n_batch' is 64 but run .* was made with 32"):
+        gan_lib.train(g, d, gan_lib.define_gan(g, d), np.zeros((128, 32, 32, 3), np.float32) - 0.5, 100,
+                      n_epochs=2, n_batch=64, run_dir=run_dir, panel={"load_weights": True})
+
+
+def test_latest_generator_every_epoch_numbered_ones_at_summaries(shapes_small, tmp_path):
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    run_dir = tmp_path / "r"
+    gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small[:64], 100, n_epochs=3, n_batch=32,
+                  run_dir=str(run_dir), verbose=0, panel={"summarization": 2, "n_samples": 8})
+    assert sorted(p.name for p in run_dir.glob("generator*.keras")) == [
+        "generator.keras", "generator_model_e002.keras", "generator_model_e003.keras"]
+    assert sorted(p.name for p in run_dir.glob("generated_plot_e*.png")) == [
+        f"generated_plot_e00{i}.png" for i in (1, 2, 3)]
+    gif = gan_lib.make_gif(str(run_dir), max_frames=2)
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        assert im.n_frames == 2
+        full = Image.open(run_dir / "generated_plot_e003.png").size
+        assert im.size == (full[0] // 2, full[1] // 2)  # stored grids are 2x; the GIF is not

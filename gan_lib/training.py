@@ -122,8 +122,8 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
         for key in ("n_batch", "latent_dim"):  # what each step draws: changing them breaks an exact resume
             if key in saved and saved[key] != panel[key]:
                 raise ValueError(
-                    f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; "
-                    "resume with the run's own panel: panel=gan_lib.load_panel(run_dir) plus load_weights=True"
+                    f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
+                    "resumes with its own value (drop the override; in Python start from gan_lib.load_panel(run_dir))"
                 )
         meta, fixed_z, path = restore_checkpoint(run_dir, models, verbose=verbose)
         if panel["epochs"] and panel["epochs"] != meta["epoch"]:

@@ -113,7 +113,7 @@ def test_refuses_to_overwrite_and_checks_resume(cli_run, tmp_path, in_process):
     run_dir, _ = cli_run
     before = open(os.path.join(run_dir, "history.csv")).read()
     assert_one_line_error(in_process("train", "--dataset", "shapes", "--out", run_dir), "is not empty")
-    assert_one_line_error(in_process("train", "--resume", run_dir, "--latent-dim", "30"), "another architecture")
+    assert_one_line_error(in_process("train", "--resume", run_dir, "--latent-dim", "30"), "was made with 20")
     assert open(os.path.join(run_dir, "history.csv")).read() == before
 
 

@@ -5,35 +5,12 @@ define_gan, load_real_samples, generate_real_samples, generate_latent_points,
 generate_fake_samples, save_plot, summarize_performance, train.
 """
 
-import contextlib
 import os
-import sys
 
-
-@contextlib.contextmanager
-def _quiet_fd2():
-    """Hide what C++ code writes straight to file descriptor 2 (stderr) meanwhile.
-
-    TensorFlow prints start-up notices (oneDNN, CUDA drivers) at import whatever
-    TF_CPP_MIN_LOG_LEVEL says; they bury real messages and break nbval's stderr
-    comparison. Set GAN_LIB_IMPORT_NOTICES=1 to see them.
-    """
-    if os.environ.get("GAN_LIB_IMPORT_NOTICES"):
-        yield
-        return
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
+from .backend import quiet_fd2
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ log lines too; a value the user set wins
-with _quiet_fd2():
+with quiet_fd2():
     import keras  # noqa: F401  (imports the backend, TensorFlow by default)
 
 from .backend import describe_device, set_seed

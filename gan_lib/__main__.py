@@ -76,8 +76,10 @@ def cmd_train(args):
 
         name = "".join(c if c.isalnum() else "_" for c in os.path.basename(os.path.normpath(panel["dataset"])))
         run_dir = new_run_dir(None, name)
-    elif not args.resume and os.path.exists(run_dir) and os.listdir(run_dir):
-        raise ValueError(f"--out {run_dir!r} is not empty; choose a new folder, or --resume it if it is a run")
+    elif not args.resume and os.path.exists(run_dir) and (not os.path.isdir(run_dir) or os.listdir(run_dir)):
+        raise ValueError(f"--out {run_dir!r} exists and is not an empty folder; choose a new folder, "
+                         "or --resume it if it is a run")
+    args.run_dir = run_dir  # for the message after Ctrl-C
 
     from . import data, models, training
 
@@ -121,8 +123,16 @@ def cmd_generate(args):
 
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
+    if args.out and not args.out.lower().endswith((".png", ".jpg", ".jpeg")):
+        raise ValueError(f"--out must name a .png or .jpg file, got {args.out!r}")
     g_model, model_path = load_generator(args.model)
-    latent_dim = g_model.input_shape[-1]
+    shape_in, shape_out = tuple(g_model.input_shape), tuple(g_model.output_shape)
+    if len(shape_in) != 2 or len(shape_out) != 4 or shape_out[-1] not in (1, 3):
+        raise ValueError(f"{model_path} is not an image generator: it maps {shape_in} to {shape_out}, "
+                         "not latent points (N, latent_dim) to images (N, H, W, 1 or 3)")
+    latent_dim = shape_in[-1]
     x, _ = generate_fake_samples(g_model, latent_dim, args.n * args.n, np.random.default_rng(args.seed))
     out = args.out or os.path.join(os.path.dirname(model_path), "generated.png")
     save_grid(x, out, args.n)
@@ -131,16 +141,16 @@ def cmd_generate(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .data import DownloadError
     from .training import TrainingDiverged
 
     try:
         cmd_train(args) if args.command == "train" else cmd_generate(args)
-    except (ValueError, DownloadError, TrainingDiverged) as e:
+    except (ValueError, OSError, TrainingDiverged) as e:  # DownloadError is an OSError
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        where = f"; continue with: python -m gan_lib train --resume {args.resume or args.out}" if args.command == "train" else ""
+        run_dir = getattr(args, "run_dir", None)
+        where = f"; continue with: python -m gan_lib train --resume {run_dir}" if run_dir else ""
         print(f"interrupted{where}", file=sys.stderr)
         return 130
     return 0

@@ -2,9 +2,9 @@
 
 A checkpoint is one .npz in RUN_DIR/checkpoints/ holding every variable that
 training changes (both models' weights and seed states, both optimizers' slots
-and step counters), the fixed evaluation noise, and a JSON `meta` record: epoch
-and batch counters, the NumPy random state, the history so far, and the shapes
-that identify the architecture. Names sort in training order:
+and step counters), the fixed evaluation noise, the history so far (one row per
+batch, training.HISTORY_COLUMNS), and a JSON `meta` record: epoch and batch
+counters, the NumPy random state, and the shapes that identify the architecture. Names sort in training order:
 ckpt-EEEE-BBBBB.npz = after batch BBBBB of epoch EEEE (0-based).
 """
 
@@ -45,10 +45,10 @@ def list_checkpoints(run_dir):
     return sorted(glob.glob(os.path.join(run_dir, CHECKPOINTS, "ckpt-*-*.npz")))
 
 
-def save_checkpoint(run_dir, models, meta, fixed_z, keep=2):
+def save_checkpoint(run_dir, models, meta, fixed_z, history, keep=2):
     """Write the state atomically, then drop all but the newest `keep`. Returns the path.
 
-    meta: JSON-able dict with at least 'epoch' and 'batch'.
+    meta: JSON-able dict with at least 'epoch' and 'batch'; history: float array (steps, columns).
     """
     variables = training_variables(*models)
     arrays = {f"v{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
@@ -58,22 +58,22 @@ def save_checkpoint(run_dir, models, meta, fixed_z, keep=2):
     meta = dict(meta, shapes=[list(a.shape) for a in arrays.values()])
     path = os.path.join(run_dir, CHECKPOINTS, checkpoint_name(meta["epoch"], meta["batch"]))
     with atomic_path(path) as tmp:
-        np.savez(tmp, meta=np.array(json.dumps(meta)), fixed_z=fixed_z, **arrays)
+        np.savez(tmp, meta=np.array(json.dumps(meta)), fixed_z=fixed_z, history=history, **arrays)
     for old in list_checkpoints(run_dir)[:-keep]:
         os.remove(old)
     return path
 
 
 def read_checkpoint(path):
-    """-> (meta dict, fixed_z array, list of variable arrays). ValueError if truncated or corrupt."""
+    """-> (meta dict, fixed_z, history rows, list of variable arrays). ValueError if truncated or corrupt."""
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            fixed_z = z["fixed_z"]
+            fixed_z, history = z["fixed_z"], z["history"]
             values = [z[f"v{i:04d}"] for i in range(len(meta["shapes"]))]
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
         raise ValueError(f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: {e})") from None
-    return meta, fixed_z, values
+    return meta, fixed_z, history, values
 
 
 def restore_checkpoint(run_dir, models, verbose=True):
@@ -82,6 +82,7 @@ def restore_checkpoint(run_dir, models, verbose=True):
     Falls back to an older checkpoint, with a message, when the newest is
     corrupt. Returns (meta, fixed_z, path). ValueError when the folder is not a
     run, holds no readable checkpoint, or the checkpoint is of another architecture.
+    Returns (meta, fixed_z, history rows, path).
     """
     if not os.path.exists(os.path.join(run_dir, "panel.json")):
         raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json); give the folder a run wrote")
@@ -93,7 +94,7 @@ def restore_checkpoint(run_dir, models, verbose=True):
     errors = []
     for path in reversed(paths):
         try:
-            meta, fixed_z, values = read_checkpoint(path)
+            meta, fixed_z, history, values = read_checkpoint(path)
             break
         except ValueError as e:
             errors.append(str(e))
@@ -114,7 +115,7 @@ def restore_checkpoint(run_dir, models, verbose=True):
         )
     for v, value in zip(variables, values):
         v.assign(value)
-    return meta, fixed_z, path
+    return meta, fixed_z, history, path
 
 
 def mirror_run(run_dir, mirror_root):

@@ -16,12 +16,12 @@ DEFAULTS = {
     "batchloss": 10,  # print the '>epoch, batch/batches, d1, d2, g' line every N batches; 0 = never
     "save_freq": 1,  # save an image grid every N epochs; 0 = never
     "load_weights": False,  # resume the run in run_dir from its last checkpoint
-    "epochs": 0,  # when resuming: the epoch you expect to resume from (0 = whatever the checkpoint says)
+    "epochs": 0,  # when resuming: the epochs you expect the run to have completed (0 = whatever the checkpoint says)
     # data and reproducibility
     "dataset": "cifar10",  # cifar10 | mnist | fashion_mnist | shapes | a path (.npz or folder)
     "limit": 0,  # keep the first N images; 0 = all
-    "seed": 1,  # seeds weights, sampling and dropout; the same seed on a CPU repeats a run exactly
-    "deterministic": True,  # ask the backend for deterministic kernels (slower on a GPU)
+    "seed": 1,  # seeds sampling; the command line also seeds weights and dropout (in Python: gan_lib.set_seed first)
+    "deterministic": True,  # command line: ask the backend for deterministic kernels (in Python: set_seed's argument)
     # best practices from the tutorial (off by default)
     "label_smoothing": 0.0,  # real labels become 1 - label_smoothing (one-sided smoothing, e.g. 0.1)
     "label_noise": 0.0,  # fraction of D's labels flipped at random each step (e.g. 0.05)
@@ -72,6 +72,8 @@ def check_panel(panel=None, **overrides):
         raise ValueError(f"panel key 'label_smoothing' must be below 0.5 (0.1 is usual), got {merged['label_smoothing']!r}")
     if merged["label_noise"] >= 0.5:
         raise ValueError(f"panel key 'label_noise' must be below 0.5 (0.05 is usual), got {merged['label_noise']!r}")
+    if merged["seed"] >= 2**32:
+        raise ValueError(f"panel key 'seed' must be below 2**32, got {merged['seed']}")
     if merged["n_batch"] % 2:
         raise ValueError(f"panel key 'n_batch' must be even (half real, half fake), got {merged['n_batch']}")
     if not merged["dataset"]:
@@ -104,7 +106,8 @@ def parse_setting(text):
             return key, raw.lower() in ("true", "1", "yes")
         return key, want(raw)
     except ValueError:
-        raise ValueError(f"--set {key}= wants a {want.__name__}, got {raw!r}") from None
+        kind = {"int": "an integer", "float": "a number", "bool": "true or false"}.get(want.__name__, "text")
+        raise ValueError(f"--set {key}= wants {kind}, got {raw!r}") from None
 
 
 def panel_json(panel):

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
-from .checkpoint import mirror_run, restore_checkpoint, save_checkpoint
+from .checkpoint import list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
 from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
 from .evaluate import d_scores, save_generator, summarize_performance
 from .files import write_text
@@ -35,9 +35,10 @@ class TrainingDiverged(RuntimeError):
 
 
 def default_outputs():
-    """outputs/ at the top of a gan_lib checkout when running from one (notebooks run in notebooks/), else ./outputs."""
+    """./outputs, or the checkout's top-level outputs/ when working inside a gan_lib checkout (notebooks/ too)."""
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if os.path.isdir(os.path.join(top, "outputs")) and os.path.exists(os.path.join(top, "pyproject.toml")):
+    inside = (os.path.abspath(os.getcwd()) + os.sep).startswith(top + os.sep)
+    if inside and os.path.isdir(os.path.join(top, "outputs")) and os.path.exists(os.path.join(top, "pyproject.toml")):
         return os.path.join(top, "outputs")
     return "outputs"
 
@@ -117,7 +118,10 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     models = (g_model, d_model, gan_model)
     run_dir = run_dir or new_run_dir()
 
-    if panel["load_weights"]:
+    resuming = panel["load_weights"] and bool(list_checkpoints(run_dir))
+    if panel["load_weights"] and not resuming and verbose:
+        print(f"{run_dir} has no checkpoint yet (stopped in its first steps): starting it from the beginning")
+    if resuming:
         saved = load_panel(run_dir) if os.path.exists(os.path.join(run_dir, "panel.json")) else {}
         for key in ("n_batch", "latent_dim"):  # what each step draws: changing them breaks an exact resume
             if key in saved and saved[key] != panel[key]:
@@ -125,19 +129,27 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
                     f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
                     "resumes with its own value (drop the override; in Python start from gan_lib.load_panel(run_dir))"
                 )
-        meta, fixed_z, path = restore_checkpoint(run_dir, models, verbose=verbose)
+        meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose)
         if panel["epochs"] and panel["epochs"] != meta["epoch"]:
             raise ValueError(
-                f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run_dir!r} is at "
-                f"epoch {meta['epoch']}; set epochs=0 to resume from wherever it stopped"
+                f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run_dir!r} has "
+                f"{meta['epoch']} epochs completed; set epochs=0 to resume from wherever it stopped"
+            )
+        if meta["epoch"] >= n_epochs:
+            raise ValueError(
+                f"run {run_dir!r} has already trained {meta['epoch']} epochs and n_epochs is {n_epochs}; "
+                f"ask for more to train longer (--epochs {meta['epoch'] + 10}, or n_epochs={meta['epoch'] + 10})"
             )
         rng = np.random.default_rng()
         rng.bit_generator.state = meta["rng"]
-        history, epoch0, batch0 = meta["history"], meta["epoch"], meta["batch"]
+        history = [dict(zip(HISTORY_COLUMNS, map(float, r))) for r in rows]
+        for row in history:
+            row.update(epoch=int(row["epoch"]), batch=int(row["batch"]), step=int(row["step"]))
+        epoch0, batch0 = meta["epoch"], meta["batch"]
         if verbose:
             print(f"resuming {run_dir} from {os.path.basename(path)}: epoch {epoch0 + 1}, batch {batch0}")
     else:
-        if os.path.exists(os.path.join(run_dir, "panel.json")):
+        if os.path.exists(os.path.join(run_dir, "panel.json")) and not panel["load_weights"]:
             raise ValueError(
                 f"{run_dir!r} already holds a run; resume it with load_weights=True (--resume) "
                 "or choose another folder"
@@ -152,9 +164,11 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     every = panel["checkpoint_every"]
 
     def checkpoint(epoch, batch):
-        meta = {"epoch": epoch, "batch": batch, "rng": rng.bit_generator.state, "history": history}
+        meta = {"epoch": epoch, "batch": batch, "rng": rng.bit_generator.state}
+        rows = np.array([[row[k] for k in HISTORY_COLUMNS] for row in history], dtype=np.float64)
         try:
-            save_checkpoint(run_dir, models, meta, fixed_z, keep=panel["keep_checkpoints"])
+            save_checkpoint(run_dir, models, meta, fixed_z, rows.reshape(-1, len(HISTORY_COLUMNS)),
+                            keep=panel["keep_checkpoints"])
         except FloatingPointError as e:
             _stop(run_dir, history, f"training diverged before epoch {epoch + 1}, batch {batch}: {e}")
         write_history(run_dir, history)
@@ -217,6 +231,12 @@ def read_history(run_dir):
 
 
 def load_panel(run_dir):
-    """The panel a run was made with."""
-    with open(os.path.join(run_dir, "panel.json")) as f:
-        return json.load(f)
+    """The panel a run was made with, checked. ValueError if panel.json is missing or damaged."""
+    path = os.path.join(run_dir, "panel.json")
+    try:
+        with open(path) as f:
+            return check_panel(json.load(f))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} cannot be read ({e}); is {run_dir!r} a gan_lib run folder?") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None

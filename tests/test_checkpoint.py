@@ -81,7 +81,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint(trained_run, tmp_path, mon
     d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save_checkpoint(run_dir, (g, d, gan_lib.define_gan(g, d)), {"epoch": 9, "batch": 0},
-                                   np.zeros((4, 100), np.float32))
+                                   np.zeros((4, 100), np.float32), np.zeros((0, 10)))
     assert {p: open(p, "rb").read() for p in gan_lib.list_checkpoints(run_dir)} == before
     assert not [f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.startswith(".tmp-")]
 
@@ -102,7 +102,7 @@ def test_corrupt_checkpoints(trained_run, tmp_path):
     older, newest = gan_lib.list_checkpoints(run_dir)
     with open(newest, "r+b") as f:
         f.truncate(os.path.getsize(newest) // 2)
-    meta, _, used = resume(run_dir)  # falls back to the one before
+    meta, _, _, used = resume(run_dir)  # falls back to the one before
     assert used == older and (meta["epoch"], meta["batch"]) == (0, 2)
     with open(older, "wb") as f:
         f.write(b"garbage")

@@ -84,10 +84,12 @@ def test_help_documents_every_flag(capsys):
         (["train", "--dataset", "no_such_thing"], "neither a known name"),
         (["train", "--dataset", "shapes", "--batch", "3"], "'n_batch' must be even"),
         (["train", "--dataset", "shapes", "--set", "n_epoch=3"], "Did you mean 'n_epochs'"),
-        (["train", "--dataset", "shapes", "--set", "label_smoothing=lots"], "wants a float"),
+        (["train", "--dataset", "shapes", "--set", "label_smoothing=lots"], "wants a number"),
         (["train", "--dataset", "shapes", "--limit", "16", "--batch", "32"], "'n_batch' is 32 but the dataset has only 16"),
         (["generate", "/nonexistent/run"], "neither a run folder nor a .keras file"),
         (["generate", ".", "--n", "0"], "--n must be at least 1"),
+        (["generate", ".", "--seed", "-1"], "--seed must be between 0 and 2**32 - 1"),
+        (["generate", ".", "--out", "grid.gif"], "--out must name a .png or .jpg file"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(args, text, tmp_path, in_process):
@@ -112,9 +114,36 @@ def test_a_real_process_prints_one_line_too(tmp_path):
 def test_refuses_to_overwrite_and_checks_resume(cli_run, tmp_path, in_process):
     run_dir, _ = cli_run
     before = open(os.path.join(run_dir, "history.csv")).read()
-    assert_one_line_error(in_process("train", "--dataset", "shapes", "--out", run_dir), "is not empty")
+    assert_one_line_error(in_process("train", "--dataset", "shapes", "--out", run_dir), "is not an empty folder")
     assert_one_line_error(in_process("train", "--resume", run_dir, "--latent-dim", "30"), "was made with 20")
     assert open(os.path.join(run_dir, "history.csv")).read() == before
+
+
+def test_out_that_is_a_file(tmp_path, in_process):
+    (tmp_path / "afile").write_text("keep me")
+    result = in_process("train", "--dataset", "shapes", "--out", str(tmp_path / "afile"))
+    assert_one_line_error(result, "exists and is not an empty folder")
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_ctrl_c_names_the_folder_to_resume(tmp_path, in_process, monkeypatch):
+    from gan_lib import training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    monkeypatch.chdir(tmp_path)  # the default run folder lands here
+    result = in_process("train", "--dataset", "shapes", "--limit", "64", "--batch", "32")
+    assert result.returncode == 130
+    assert "continue with: python -m gan_lib train --resume " in result.stderr and "None" not in result.stderr
+
+
+def test_generate_refuses_a_model_that_is_not_a_generator(tmp_path, in_process):
+    import gan_lib
+
+    gan_lib.define_discriminator().save(tmp_path / "d.keras")
+    assert_one_line_error(in_process("generate", str(tmp_path / "d.keras")), "is not an image generator")
 
 
 def test_corrupt_model_file(tmp_path, in_process):

@@ -34,6 +34,7 @@ def test_overrides_win_and_ints_pass_as_floats():
         ({"label_smoothing": 0.7}, r"'label_smoothing' must be below 0.5"),
         ({"keep_checkpoints": 0}, r"'keep_checkpoints' must be at least 1"),
         ({"dataset": ""}, r"'dataset' must name a dataset"),
+        ({"seed": 2**32}, r"'seed' must be below 2\*\*32"),
     ],
 )
 def test_bad_settings_name_the_key(setting, message):
@@ -46,7 +47,7 @@ def test_parse_setting_types_values_like_the_defaults():
     assert parse_setting("label_smoothing=0.1") == ("label_smoothing", 0.1)
     assert parse_setting("load_weights=true") == ("load_weights", True)
     assert parse_setting("dataset=/data/x.npz") == ("dataset", "/data/x.npz")
-    with pytest.raises(ValueError, match="wants a int"):
+    with pytest.raises(ValueError, match="wants an integer"):
         parse_setting("n_batch=many")
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_setting("n_batch")

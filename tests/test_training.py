@@ -149,3 +149,20 @@ def test_latest_generator_every_epoch_numbered_ones_at_summaries(shapes_small, t
         assert im.n_frames == 2
         full = Image.open(run_dir / "generated_plot_e003.png").size
         assert im.size == (full[0] // 2, full[1] // 2)  # stored grids are 2x; the GIF is not
+
+
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_it(shapes_small, tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "panel.json").write_text('{"n_batch": 32}')  # all a run writes before its first checkpoint
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    history = gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small[:64], 100, n_epochs=1, n_batch=32,
+                            run_dir=str(run_dir), verbose=0, panel={"load_weights": True, "n_samples": 8})
+    assert len(history) == 2 and gan_lib.list_checkpoints(str(run_dir))
+
+
+def test_resume_with_nothing_left_to_do_says_so(trained_run):
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    with pytest.raises(ValueError, match="has already trained 1 epochs and n_epochs is 1"):
+        gan_lib.train(g, d, gan_lib.define_gan(g, d), np.zeros((128, 32, 32, 3), np.float32) - 0.5, 100,
+                      n_epochs=1, n_batch=32, run_dir=trained_run[0], panel={"load_weights": True})

@@ -1,8 +1,9 @@
 """The tutorial's three models: discriminator, generator and the combined GAN.
 
-Keras 3 caches `trainable` when a model's train function is first traced, so the
-classic recipe (`d_model.trainable = False` before compiling the combined model)
-freezes D for good if the combined model happens to trace first. gan_lib never
+Keras 3 reads `trainable` when a model's train function is first traced, not when
+it is compiled, so the classic recipe (`d_model.trainable = False` before compiling
+the combined model) leaves D frozen for its own train_on_batch too, in either call
+order (TF 2.21 / Keras 3.15; notebook 05 shows it). gan_lib never
 flips that flag: the combined model reports only G's weights as trainable, so
 each model's train step sees the weights it should, in any call order, on every
 backend.

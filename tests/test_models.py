@@ -52,7 +52,7 @@ def test_tutorial_loop_trains_both_models_in_any_order(first):
         gan_model.train_on_batch(x_gan, np.ones((16, 1)))
         return changed(d_before, snapshot(d)), changed(g_before, snapshot(g))
 
-    if first == "combined":  # the order that freezes D for good with the classic recipe
+    if first == "combined":  # the classic recipe freezes D in this order, and in the other one
         d_moved, g_moved = gan_step()
         assert not d_moved and g_moved
     for _ in range(2):

@@ -118,13 +118,16 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     models = (g_model, d_model, gan_model)
     run_dir = run_dir or new_run_dir()
 
+    if panel["load_weights"] and not os.path.exists(os.path.join(run_dir, "panel.json")):
+        raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json), so there is nothing to resume; "
+                         "give the folder a run wrote, or set load_weights=False to start a new run there")
     resuming = panel["load_weights"] and bool(list_checkpoints(run_dir))
     if panel["load_weights"] and not resuming and verbose:
         print(f"{run_dir} has no checkpoint yet (stopped in its first steps): starting it from the beginning")
     if resuming:
-        saved = load_panel(run_dir) if os.path.exists(os.path.join(run_dir, "panel.json")) else {}
+        saved = load_panel(run_dir)
         for key in ("n_batch", "latent_dim"):  # what each step draws: changing them breaks an exact resume
-            if key in saved and saved[key] != panel[key]:
+            if saved[key] != panel[key]:
                 raise ValueError(
                     f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
                     "resumes with its own value (drop the override; in Python start from gan_lib.load_panel(run_dir))"

@@ -166,3 +166,11 @@ def test_resume_with_nothing_left_to_do_says_so(trained_run):
     with pytest.raises(ValueError, match="has already trained 1 epochs and n_epochs is 1"):
         gan_lib.train(g, d, gan_lib.define_gan(g, d), np.zeros((128, 32, 32, 3), np.float32) - 0.5, 100,
                       n_epochs=1, n_batch=32, run_dir=trained_run[0], panel={"load_weights": True})
+
+
+def test_resume_of_a_folder_that_is_not_a_run(shapes_small, tmp_path):
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    with pytest.raises(ValueError, match="not a gan_lib run folder"):
+        gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small, 100, n_epochs=1, n_batch=32,
+                      run_dir=str(tmp_path), panel={"load_weights": True})
+    assert list(tmp_path.iterdir()) == []

@@ -174,7 +174,8 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
                             keep=panel["keep_checkpoints"])
         except FloatingPointError as e:
             _stop(run_dir, history, f"training diverged before epoch {epoch + 1}, batch {batch}: {e}")
-        write_history(run_dir, history)
+        if batch == 0:  # epoch end; mid-epoch the checkpoint holds the history, and rewriting the CSV would cost
+            write_history(run_dir, history)
         if panel["mirror_dir"]:
             mirror_run(run_dir, panel["mirror_dir"])
 

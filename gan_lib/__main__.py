@@ -88,8 +88,6 @@ def cmd_train(args):
     d_model = models.define_discriminator(x.shape[1:], lr=panel["d_lr"], beta_1=panel["beta_1"])
     g_model = models.define_generator(panel["latent_dim"], out_shape=x.shape[1:])
     gan_model = models.define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
-    if not args.resume:
-        training.check_models(g_model, d_model, x, panel["latent_dim"])
     if not args.quiet:
         print(f"training on {panel['dataset']}: {len(x)} images {x.shape[1:]}, writing to {run_dir}")
     training.train(g_model, d_model, gan_model, x, panel=panel, run_dir=run_dir, verbose=0 if args.quiet else 1)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from .data import generate_fake_samples, generate_real_samples
-from .files import atomic_path
+from .files import atomic_path, copy_file
 from .plots import save_plot
 
 
@@ -18,14 +18,15 @@ def d_scores(d_model, x):
 def save_generator(g_model, epoch, run_dir=".", numbered=True):
     """generator.keras (the latest) and, when numbered, generator_model_eNNN.keras (epoch + 1).
 
-    Written atomically; returns the path of the last file written.
+    Written atomically, serialized once; returns the path of the first file written.
     """
-    paths = [os.path.join(run_dir, f"generator_model_e{epoch + 1:03d}.keras")] if numbered else []
-    paths.append(os.path.join(run_dir, "generator.keras"))
-    for path in paths:
-        with atomic_path(path) as tmp:
-            g_model.save(tmp)
-    return paths[0]
+    latest = os.path.join(run_dir, "generator.keras")
+    path = os.path.join(run_dir, f"generator_model_e{epoch + 1:03d}.keras") if numbered else latest
+    with atomic_path(path) as tmp:
+        g_model.save(tmp)
+    if numbered:
+        copy_file(path, latest)
+    return path
 
 
 def summarize_performance(epoch, g_model, d_model, dataset, latent_dim, n_samples=150,

@@ -183,7 +183,9 @@ def train_epoch(run, dataset, epoch, verbose):
     panel, (g_model, d_model, gan_model) = run.panel, run.models
     bat_per_epo = len(dataset) // panel["n_batch"]
     progress = Progress(epoch + 1, panel["n_epochs"], bat_per_epo, done=run.batch0, verbose=verbose)
-    lrs = {"d_lr": panel["d_lr"], "g_lr": panel["g_lr"]}
+    # what the optimizers really use (read from them, not from the panel), recorded with every batch
+    lrs = {key: float(f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.7g}")  # float32 digits
+           for key, model in (("d_lr", d_model), ("g_lr", gan_model))}
     for j in range(run.batch0, bat_per_epo):
         row = train_step(g_model, d_model, gan_model, dataset, panel["latent_dim"], panel["n_batch"], run.rng, panel)
         if not all(np.isfinite([row["d_loss_real"], row["d_loss_fake"], row["g_loss"]])):

@@ -83,7 +83,7 @@ def offline_env(tmp_path):
     """
     site, home = tmp_path / "no_network_site", tmp_path / "home"
     site.mkdir()
-    home.mkdir()
+    home.mkdir(exist_ok=True)  # a test may have filled its Keras cache first
     (site / "sitecustomize.py").write_text(NO_NETWORK)
     log = tmp_path / "network_attempts.log"
     closed = "http://127.0.0.1:9"

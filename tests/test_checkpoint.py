@@ -118,13 +118,13 @@ def test_train_prunes_to_keep_checkpoints_and_mirrors_each(shapes_small, tmp_pat
 
     monkeypatch.setattr(gan_lib.training, "mirror_run", watching_mirror)
     gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small, 100, n_epochs=1, n_batch=32, run_dir=str(run_dir),
-                  verbose=0, panel={"checkpoint_every": 1, "keep_checkpoints": 2, "mirror_dir": str(drive),
+                  verbose=0, panel={"checkpoint_every": 1, "keep_checkpoints": 3, "mirror_dir": str(drive),
                                     "n_samples": 8})
-    # 4 batches: checkpoints after batches 1, 2, 3 and at the epoch end; the newest 2 are kept, here and there
-    kept = ["ckpt-0000-00003.npz", "ckpt-0001-00000.npz"]
+    # 4 batches: checkpoints after batches 1, 2, 3 and at the epoch end; the newest 3 are kept, here and there
+    first3 = ["ckpt-0000-00001.npz", "ckpt-0000-00002.npz", "ckpt-0000-00003.npz"]
+    kept = first3[1:] + ["ckpt-0001-00000.npz"]
     assert [os.path.basename(p) for p in gan_lib.list_checkpoints(str(run_dir))] == kept
-    assert mirrored_after_each == [["ckpt-0000-00001.npz"], ["ckpt-0000-00001.npz", "ckpt-0000-00002.npz"],
-                                   ["ckpt-0000-00002.npz", "ckpt-0000-00003.npz"], kept]
+    assert mirrored_after_each == [first3[:1], first3[:2], first3, kept]
     mirror = drive / "run"
     assert sorted(os.listdir(mirror / "checkpoints")) == kept
     local = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}

@@ -181,11 +181,11 @@ def fake_fashion_mnist_cache(keras_home, n=6):
     folder.mkdir(parents=True)
     images = np.random.default_rng(3).integers(0, 256, (n, 28, 28), dtype=np.uint8)
     labels = np.arange(n, dtype=np.uint8) % 10
-    for split in ("train", "t10k"):
+    for split, x in (("train", images), ("t10k", 255 - images)):  # gan_lib trains on the training split
         with gzip.open(folder / f"{split}-labels-idx1-ubyte.gz", "wb") as f:
             f.write(struct.pack(">II", 2049, n) + labels.tobytes())
         with gzip.open(folder / f"{split}-images-idx3-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+            f.write(struct.pack(">IIII", 2051, n, 28, 28) + x.tobytes())
     return images
 
 

@@ -18,6 +18,11 @@ def run_cli(*args, env=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def tree(folder):
+    """Every file under folder (a pathlib.Path) with its bytes: a snapshot to compare before and after."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def snapshot(model):
     return [keras.ops.convert_to_numpy(v) for v in model.weights]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gan_lib
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, tree
 from gan_lib import checkpoint
 
 # 96 images / 32 per batch = 3 batches an epoch, 2 epochs, a checkpoint after every batch
@@ -127,8 +127,7 @@ def test_train_prunes_to_keep_checkpoints_and_mirrors_each(shapes_small, tmp_pat
     assert mirrored_after_each == [first3[:1], first3[:2], first3, kept]
     mirror = drive / "run"
     assert sorted(os.listdir(mirror / "checkpoints")) == kept
-    local = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    assert {p.relative_to(mirror): p.read_bytes() for p in mirror.rglob("*") if p.is_file()} == local
+    assert tree(mirror) == tree(run_dir)
     resume(str(mirror))  # the mirror is a run that can be resumed
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import offline_env, run_cli
+from conftest import offline_env, run_cli, tree
 from gan_lib.__main__ import main
 
 
@@ -77,11 +77,6 @@ def test_help_documents_every_flag(capsys):
     out = capsys.readouterr().out
     for flag in ("--n", "--out", "--seed", "RUN_DIR_OR_MODEL"):
         assert flag in out
-
-
-def tree(folder):
-    """Every file under folder, with its bytes: a snapshot to compare before and after a command."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gan_lib
-from conftest import ROOT
+from conftest import ROOT, tree
 from gan_lib.training import default_outputs  # gan_lib.default_outputs once runs.py re-exports it
 
 
@@ -303,7 +303,7 @@ def test_resume_checks_the_epochs_it_was_told(trained_run, shapes_small, tmp_pat
     """Panel key 'epochs' that disagrees with the checkpoint names both numbers; the right one resumes."""
     run_dir = str(tmp_path / "run")
     shutil.copytree(trained_run[0], run_dir)
-    before = {p.name: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    before = tree(tmp_path / "run")
 
     def resume(epochs):
         d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
@@ -313,7 +313,7 @@ def test_resume_checks_the_epochs_it_was_told(trained_run, shapes_small, tmp_pat
 
     with pytest.raises(ValueError, match=r"'epochs' is 3 but the last checkpoint of .* has 1 epochs completed"):
         resume(3)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+    assert tree(tmp_path / "run") == before  # refused before writing anything
     history = resume(1)
     assert [(row["epoch"], row["batch"]) for row in history][-2:] == [(2, 1), (2, 2)]
 

@@ -117,8 +117,11 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     panel['load_weights'] it resumes run_dir from its last checkpoint instead.
     """
     overrides = {k: v for k, v in (("latent_dim", latent_dim), ("n_epochs", n_epochs), ("n_batch", n_batch)) if v is not None}
-    explicit = set(panel or {}) | set(overrides)  # keys the caller chose, as opposed to defaults
-    panel = check_panel(panel, **overrides)
+    given = {**(panel or {}), **overrides}
+    explicit = set(given)  # keys the caller chose, as opposed to defaults
+    if given.get("load_weights") and run_dir and is_run(run_dir):
+        given = {**load_panel(run_dir), "epochs": 0, **given}  # a resumed run keeps its own settings unless told
+    panel = check_panel(given)
     dataset = check_images(dataset, name="dataset")
     if panel["n_batch"] > len(dataset):
         raise ValueError(
@@ -138,8 +141,9 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     if not panel["load_weights"]:
         apply_panel_optimizers(d_model, gan_model, panel, explicit)  # before the folder exists
     fused = FusedStep(g_model, d_model, gan_model, dataset, panel) if panel["fast"] else None
-    with RunLock(run_dir), _writing(run_dir):
+    with RunLock(run_dir) as lock, _writing(run_dir):
         run = start_or_resume(models, panel, run_dir, explicit, verbose, fused)
+        lock.claim()  # from here on this process writes the run: say so in the lock file
         save_panel(run_dir, panel)
         for epoch in range(run.epoch0, panel["n_epochs"]):
             train_epoch(run, dataset, epoch, verbose)
@@ -159,11 +163,11 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None):
         fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** 2, rng)  # the same faces every epoch
         return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused)
     saved = load_panel(run_dir)
-    for key in ("n_batch", "latent_dim", "fast"):  # what each step draws: changing them breaks an exact resume
+    for key in ("n_batch", "latent_dim", "fast", "grid"):  # what each step draws, and the grid's fixed latent points
         if saved[key] != panel[key]:
             raise ValueError(
                 f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
-                "resumes with its own value (drop the override; in Python start from gan_lib.load_panel(run_dir))"
+                "resumes with its own value (drop the override)"
             )
     meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose, extra=fused.variables if fused else ())
     if panel["epochs"] and panel["epochs"] != meta["epoch"]:

@@ -218,9 +218,14 @@ def test_fashion_mnist_from_the_keras_cache_is_padded_to_32(tmp_path):
     assert np.allclose(x[:, 2:30, 2:30, 0], clothes / 127.5 - 1, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="gan_lib bug: fashion_mnist goes through keras.datasets, which reads "
-                   "KERAS_HOME once at import; mnist and cifar10 read it at each load (data._keras_cache)")
 def test_fashion_mnist_follows_keras_home_set_after_import_like_mnist(tmp_path):
     clothes = fake_fashion_mnist_cache(tmp_path / "later")
     x = load_fashion_offline(tmp_path, str(tmp_path / "later"))
     assert np.allclose(x[:, 2:30, 2:30, 0], clothes / 127.5 - 1, atol=1e-6)
+
+
+def test_shapes_limit_keeps_the_first_n_of_the_same_set():
+    full = gan_lib.load_real_samples("shapes")
+    assert len(full) == 10000
+    for n in (1, 37, 512):
+        assert np.array_equal(gan_lib.load_real_samples("shapes", limit=n), full[:n])

@@ -130,7 +130,8 @@ def test_a_full_disk_from_the_command_line_is_one_line(tmp_path, monkeypatch, ca
 
 
 def test_the_lock_refuses_a_second_holder_and_is_released(tmp_path):
-    with RunLock(str(tmp_path)):
+    with RunLock(str(tmp_path)) as lock:
+        lock.claim()
         with pytest.raises(ValueError, match=rf"is being trained by process {os.getpid()} \(started"):
             with RunLock(str(tmp_path)):
                 pass

@@ -74,7 +74,7 @@ def compile_step(fn):
     """fn compiled by the backend's own means: a tf.function on TensorFlow; plain eager code on torch
     (each op already runs as one kernel; torch.compile has not been measured to help here).
 
-    ValueError on JAX, whose fused step (stateless_call + jax.jit) is not written yet.
+    JAX is not compiled here: its fused step is pure, over explicit state (backend_jax.py).
     """
     import keras
 
@@ -82,7 +82,7 @@ def compile_step(fn):
     if name == "torch":
         return fn
     if name != "tensorflow":
-        raise ValueError(f"panel key 'fast' runs on TensorFlow and torch so far (this is {name}); "
+        raise ValueError(f"panel key 'fast' runs on TensorFlow, JAX and torch, not on {name}; "
                          "set KERAS_BACKEND=tensorflow, or fast=False for the tutorial loop")
     import tensorflow as tf
 

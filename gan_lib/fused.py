@@ -31,31 +31,50 @@ def bce(y, p):
 
 
 class FusedStep:
-    """Call it once per iteration; it returns a device vector of VALUES. `variables`: its RNG state."""
+    """Call it once per iteration; `read()` brings the values back. `variables`: its RNG state, for checkpoints.
+
+    TensorFlow and torch run `_step` below (a tf.function; eager torch), updating the
+    Keras variables in place; JAX runs the pure equivalent in backend_jax.JaxStep.
+    """
 
     def __init__(self, g_model, d_model, gan_model, dataset, panel):
         self.g_model, self.d_model, self.gan_model = g_model, d_model, gan_model
         self.data = keras.ops.convert_to_tensor(dataset)  # (N, H, W, C) float32, on the device once
-        self.seed = keras.random.SeedGenerator(panel["seed"], name="fused_step_seed")
+        self.seed_value = panel["seed"]
         self.latent_dim, self.n_batch = panel["latent_dim"], panel["n_batch"]
         self.smoothing, self.noise = panel["label_smoothing"], panel["label_noise"]
         for model in (d_model, gan_model):  # optimizer variables must exist before tracing
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
-        self.step = backend.compile_step(self._step)
+        if keras.backend.backend() == "jax":
+            from .backend_jax import JaxStep
+
+            self.jax = JaxStep(self)
+            self.step, self.variables = self.jax, [self.jax.key]
+        else:
+            self.jax = None
+            self.seed = keras.random.SeedGenerator(panel["seed"], name="fused_step_seed")
+            self.step, self.variables = backend.compile_step(self._step), [self.seed.state]
         self.pending = []  # device vectors not yet read back
 
-    @property
-    def variables(self):
-        return list(self.seed.state if isinstance(self.seed.state, list) else [self.seed.state])
+    loss = staticmethod(bce)
 
-    def _labels(self, value, n):
-        """n labels of `value` (1 or 0), flipped with probability label_noise; real ones smoothed."""
+    def labels(self, value, n, uniform):
+        """n labels of `value` (1 or 0), flipped where uniform (n, 1) < label_noise; real ones smoothed."""
         y = keras.ops.full((n, 1), value * (1.0 - self.smoothing) if value else 0.0)
         if self.noise > 0:
-            flip = keras.random.uniform((n, 1), seed=self.seed) < self.noise
-            y = keras.ops.where(flip, 0.0 if value else 1.0, y)
+            y = keras.ops.where(uniform < self.noise, 0.0 if value else 1.0, y)
         return y
+
+    def values(self, d1, d2, g_loss, real_scores, fake_scores):
+        """The history's per-batch values, in VALUES order, as one device vector."""
+        real_right = keras.ops.mean(keras.ops.cast(real_scores > 0.5, "float32"))
+        fake_right = keras.ops.mean(keras.ops.cast(fake_scores <= 0.5, "float32"))
+        return keras.ops.stack([d1, d2, g_loss, keras.ops.mean(real_scores), keras.ops.mean(fake_scores),
+                                real_right, fake_right])
+
+    def _labels(self, value, n):
+        return self.labels(value, n, keras.random.uniform((n, 1), seed=self.seed) if self.noise > 0 else None)
 
     def _learn(self, model, variables, loss_fn):
         loss, grads = backend.value_and_gradients(loss_fn, variables)
@@ -70,7 +89,6 @@ class FusedStep:
         x_real = backend.gather(self.data, idx)
         x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=False)
         scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
-        real_scores, fake_scores = scores[:half], scores[half:]
         y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
         d_vars = d.trainable_variables
         d1 = self._learn(d, d_vars, lambda: bce(y_real, d(x_real, training=True)))
@@ -78,17 +96,20 @@ class FusedStep:
         z = keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed)
         ones = keras.ops.ones((self.n_batch, 1))
         g_loss = self._learn(self.gan_model, g.trainable_variables, lambda: bce(ones, d(g(z, training=True), training=True)))
-        real_right = keras.ops.mean(keras.ops.cast(real_scores > 0.5, "float32"))
-        fake_right = keras.ops.mean(keras.ops.cast(fake_scores <= 0.5, "float32"))
-        return keras.ops.stack([d1, d2, g_loss, keras.ops.mean(real_scores), keras.ops.mean(fake_scores),
-                                real_right, fake_right])
+        return self.values(d1, d2, g_loss, scores[:half], scores[half:])
 
     def __call__(self):
         with backend.no_grad():  # torch: nothing outside value_and_gradients is recorded
             self.pending.append(self.step())
 
     def read(self):
-        """The values of the steps run since the last read, as dicts; one host transfer for all of them."""
+        """The values of the steps run since the last read, as dicts; one host transfer for all of them.
+
+        On JAX the state goes back into the Keras variables too, so what follows (a
+        checkpoint, a grid, a summary) sees the latest weights.
+        """
+        if self.jax is not None:
+            self.jax.sync()
         if not self.pending:
             return []
         values = keras.ops.convert_to_numpy(keras.ops.stack(self.pending)).astype(np.float64)

@@ -1,0 +1,74 @@
+"""The fused step on JAX: one jax.jit function over explicit state, part of the backend seam.
+
+JAX cannot update variables inside a compiled function, so the step is pure: it
+takes every value training changes (both models' trainable and non-trainable
+values, both optimizers' variables, a PRNG key) and returns them updated, using
+Keras's `stateless_call` and `optimizer.stateless_apply`. Between calls the values
+live in `state`; `sync()` writes them back into the Keras variables, which is
+what checkpoints, grids and summaries read.
+"""
+
+import jax
+import keras
+import numpy as np
+
+
+class JaxStep:
+    """Same contract as fused.FusedStep's compiled step: call it, then `values` holds the device vector."""
+
+    def __init__(self, fused):
+        self.f = fused
+        g, d, gan = fused.g_model, fused.d_model, fused.gan_model
+        self.key = keras.Variable(np.array(jax.random.PRNGKey(fused.seed_value)), dtype="uint32",
+                                  trainable=False, name="fused_step_key")  # checkpointed
+        self.groups = [g.trainable_variables, g.non_trainable_variables, d.trainable_variables,
+                       d.non_trainable_variables, d.optimizer.variables, gan.optimizer.variables, [self.key]]
+        self.state = None
+        self.jitted = jax.jit(self._step, donate_argnums=0)
+
+    def __call__(self):
+        if self.state is None:  # first call, or after sync(): start from the variables (a restore may have set them)
+            self.state = [[v.value for v in group] for group in self.groups]
+        self.state, values = self.jitted(self.state)
+        return values
+
+    def sync(self):
+        """Write the state back into the Keras variables."""
+        if self.state is not None:
+            for group, values in zip(self.groups, self.state):
+                for v, value in zip(group, values):
+                    v.assign(value)
+            self.state = None
+
+    def _step(self, state):
+        f = self.f
+        g, d = f.g_model, f.d_model
+        g_tv, g_ntv, d_tv, d_ntv, d_opt, g_opt, (key,) = state
+        key, k_idx, k_fake, k_gen, k_real_flip, k_fake_flip = jax.random.split(key, 6)
+        half = f.n_batch // 2
+        x_real = f.data[jax.random.randint(k_idx, (half,), 0, f.data.shape[0])]
+        x_fake, _ = g.stateless_call(g_tv, g_ntv, jax.random.normal(k_fake, (half, f.latent_dim)), training=False)
+        scores, _ = d.stateless_call(d_tv, d_ntv, keras.ops.concatenate([x_real, x_fake]), training=False)
+        scores = scores.reshape(-1)
+        y_real = f.labels(1.0, half, jax.random.uniform(k_real_flip, (half, 1)))
+        y_fake = f.labels(0.0, half, jax.random.uniform(k_fake_flip, (half, 1)))
+
+        def d_loss(d_tv, d_ntv, x, y):
+            p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)
+            return f.loss(y, p), d_ntv
+
+        def g_loss(g_tv, g_ntv, d_ntv, z):
+            x, g_ntv = g.stateless_call(g_tv, g_ntv, z, training=True)
+            p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)  # D's weights: inputs, not differentiated
+            return f.loss(keras.ops.ones((f.n_batch, 1)), p), (g_ntv, d_ntv)
+
+        losses = []
+        for x, y in ((x_real, y_real), (x_fake, y_fake)):  # two D updates, as the tutorial does
+            (loss, d_ntv), grads = jax.value_and_grad(d_loss, has_aux=True)(d_tv, d_ntv, x, y)
+            d_tv, d_opt = d.optimizer.stateless_apply(d_opt, grads, d_tv)
+            losses.append(loss)
+        z = jax.random.normal(k_gen, (f.n_batch, f.latent_dim))
+        (loss, (g_ntv, d_ntv)), grads = jax.value_and_grad(g_loss, has_aux=True)(g_tv, g_ntv, d_ntv, z)
+        g_tv, g_opt = f.gan_model.optimizer.stateless_apply(g_opt, grads, g_tv)
+        values = f.values(losses[0], losses[1], loss, scores[:half], scores[half:])
+        return [g_tv, g_ntv, d_tv, d_ntv, d_opt, g_opt, [key]], values

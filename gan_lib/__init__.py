@@ -29,9 +29,10 @@ from .data import (
     scale_images,
 )
 from .evaluate import d_scores, summarize_performance
-from .models import CombinedGAN, define_discriminator, define_gan, define_generator
-from .panel import DEFAULTS, SMOKE, check_panel
+from .models import CombinedGAN, apply_panel_optimizers, define_discriminator, define_gan, define_generator
+from .panel import DEFAULTS, check_panel
 from .plots import image_grid, make_gif, plot_history, save_plot, show_images
-from .training import TrainingDiverged, load_panel, new_run_dir, read_history, train, train_step
+from .runs import HISTORY_COLUMNS, default_outputs, load_panel, new_run_dir, read_history
+from .training import TrainingDiverged, train, train_step
 
 __version__ = "0.1.0"

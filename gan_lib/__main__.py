@@ -49,7 +49,7 @@ def build_parser():
 def panel_from_args(args):
     """The control panel a `train` command asks for (resumed runs start from their own panel.json)."""
     from .panel import check_panel, parse_setting
-    from .training import load_panel
+    from .runs import load_panel
 
     panel = {}
     if args.resume:
@@ -72,7 +72,7 @@ def cmd_train(args):
         raise ValueError("--resume continues a run in its own folder; leave out --out")
     run_dir = args.resume or args.out
     if run_dir is None:
-        from .training import new_run_dir
+        from .runs import new_run_dir
 
         name = "".join(c if c.isalnum() else "_" for c in os.path.basename(os.path.normpath(panel["dataset"])))
         run_dir = new_run_dir(None, name)
@@ -137,6 +137,13 @@ def cmd_generate(args):
     print(f"wrote {out}: {args.n}x{args.n} images from {model_path}")
 
 
+def out_of_memory(error):
+    """True for the out-of-memory errors of Python and of each backend (TensorFlow, JAX/XLA, torch)."""
+    text = f"{type(error).__name__}: {error}"[:2000]
+    return isinstance(error, MemoryError) or any(
+        s in text for s in ("ResourceExhausted", "RESOURCE_EXHAUSTED", "OutOfMemoryError", "out of memory"))
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from .training import TrainingDiverged
@@ -145,6 +152,12 @@ def main(argv=None):
         cmd_train(args) if args.command == "train" else cmd_generate(args)
     except (ValueError, OSError, TrainingDiverged) as e:  # DownloadError is an OSError
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if not out_of_memory(e):
+            raise
+        print(f"error: out of memory ({type(e).__name__}); lower --batch, --latent-dim or the image size, "
+              "or use a machine with more memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         run_dir = getattr(args, "run_dir", None)

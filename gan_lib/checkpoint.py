@@ -3,7 +3,7 @@
 A checkpoint is one .npz in RUN_DIR/checkpoints/ holding every variable that
 training changes (both models' weights and seed states, both optimizers' slots
 and step counters), the fixed evaluation noise, the history so far (one row per
-batch, training.HISTORY_COLUMNS), and a JSON `meta` record: epoch and batch
+batch, runs.HISTORY_COLUMNS), and a JSON `meta` record: epoch and batch
 counters, the NumPy random state, and the shapes that identify the architecture. Names sort in training order:
 ckpt-EEEE-BBBBB.npz = after batch BBBBB of epoch EEEE (0-based).
 """
@@ -80,9 +80,9 @@ def restore_checkpoint(run_dir, models, verbose=True):
     """Load the newest readable checkpoint of run_dir into the models.
 
     Falls back to an older checkpoint, with a message, when the newest is
-    corrupt. Returns (meta, fixed_z, path). ValueError when the folder is not a
+    corrupt. Returns (meta, fixed_z, history, path): history is the float array
+    (steps, columns) the checkpoint stores. ValueError when the folder is not a
     run, holds no readable checkpoint, or the checkpoint is of another architecture.
-    Returns (meta, fixed_z, history rows, path).
     """
     if not os.path.exists(os.path.join(run_dir, "panel.json")):
         raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json); give the folder a run wrote")
@@ -128,7 +128,7 @@ def mirror_run(run_dir, mirror_root):
     dest_dir = os.path.join(mirror_root, os.path.basename(run_dir))
     for src in glob.glob(os.path.join(run_dir, "**", "*"), recursive=True):
         name = os.path.basename(src)
-        if os.path.isdir(src) or name.startswith(".tmp-"):
+        if os.path.isdir(src) or name.startswith(".tmp-") or name == ".lock":
             continue
         dst = os.path.join(dest_dir, os.path.relpath(src, run_dir))
         stat = os.stat(src)
@@ -140,3 +140,20 @@ def mirror_run(run_dir, mirror_root):
         if os.path.basename(old) not in kept:
             os.remove(old)
     return dest_dir
+
+
+def check_mirror(mirror_root):
+    """ValueError, before any training, when mirror_root cannot be created and written ('' = no mirror)."""
+    if not mirror_root:
+        return
+    probe = os.path.join(mirror_root, f".tmp-probe-{os.getpid()}")
+    try:
+        os.makedirs(mirror_root, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("gan_lib can write here\n")
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(
+            f"mirror_dir {mirror_root!r} cannot be written ({e.strerror or e}); in Colab mount Google Drive "
+            "first (drive.mount), or fix the path, or set mirror_dir='' to train without a mirror"
+        ) from None

@@ -36,12 +36,16 @@ def make_shapes(n=10000, size=32, seed=0):
     Returns (x, y): uint8 (n, size, size, 3) and int64 labels (n,) in 0..9, one
     per SHAPES_CLASSES entry (5 shapes x 2 colour families), so a generator's
     mode coverage can be counted. Made from `seed` alone: no files, no network.
+    Image i depends only on (seed, i), so make_shapes(n)[0][:k] == make_shapes(k)[0]:
+    a limit keeps the first k images of the same set.
     """
-    rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    x = rng.integers(0, 40, size=(n, size, size, 3)).astype(np.uint8)  # dark noise
-    y = rng.integers(0, 10, size=n)
+    x = np.empty((n, size, size, 3), dtype=np.uint8)
+    y = np.empty(n, dtype=np.int64)
     for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        x[i] = rng.integers(0, 40, size=(size, size, 3))  # dark noise
+        y[i] = rng.integers(0, 10)
         cx, cy = rng.uniform(0.35, 0.65, 2) * size
         r = rng.uniform(0.2, 0.32) * size
         dx, dy = xx - cx, yy - cy

@@ -9,6 +9,8 @@ each model's train step sees the weights it should, in any call order, on every
 backend.
 """
 
+import os
+
 import keras
 from keras import layers
 
@@ -50,6 +52,9 @@ def define_generator(latent_dim, out_shape=(32, 32, 3)):
     if h % 8 or w % 8:
         raise ValueError(f"generator output height and width must be multiples of 8, got {out_shape}")
     h0, w0 = h // 8, w // 8
+    # The Dense layer dominates: latent_dim * 256 * h0 * w0 weights. Training holds each
+    # weight four times (value, gradient, two Adam moments) in float32: refuse what cannot fit.
+    check_memory(latent_dim * 256 * h0 * w0, "latent_dim", latent_dim)
     model = keras.Sequential(
         [
             keras.Input(shape=(latent_dim,)),
@@ -67,6 +72,21 @@ def define_generator(latent_dim, out_shape=(32, 32, 3)):
         name="generator",
     )
     return model
+
+
+def check_memory(n_weights, key, value):
+    """ValueError naming the setting when n_weights float32 weights, trained with Adam, need
+    more memory than this machine has in all (an estimate; the exact need also depends on the batch)."""
+    need = 16 * n_weights  # bytes: weight, gradient and two Adam moments, 4 bytes each
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: no estimate
+        return
+    if need > have:
+        raise ValueError(
+            f"{key}={value} makes a model of about {n_weights / 1e9:.1f} billion weights, which needs about "
+            f"{need / 2**30:.0f} GiB to train, but this machine has {have / 2**30:.0f} GiB; lower {key}"
+        )
 
 
 class CombinedGAN(keras.Sequential):
@@ -114,3 +134,46 @@ def define_gan(g_model, d_model, lr=0.0002, beta_1=0.5):
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
     model.compile(loss="binary_crossentropy", optimizer=opt)
     return model
+
+
+def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):
+    """Make the compiled optimizers train with the panel's d_lr, g_lr and beta_1.
+
+    A value the caller set (its key in `explicit`) is applied to the optimizer,
+    from the next step on; a panel value left at its default must agree with how
+    the model was compiled (or, when resuming, with the run's saved optimizer),
+    otherwise ValueError naming both, so a run's panel.json never misstates
+    how it trained. Returns the keys whose values changed.
+    """
+    changed = []
+    for model, lr_key, who in ((d_model, "d_lr", "discriminator"), (gan_model, "g_lr", "combined model (G's optimizer)")):
+        opt = model.optimizer
+        if opt is None:
+            raise ValueError(f"the {who} is not compiled; build it with gan_lib's define_* functions or compile it")
+        settings = [(lr_key, "learning rate", "learning_rate"), ("beta_1", "beta_1", "beta_1")]
+        for key, name, attr in settings:
+            if not hasattr(opt, attr):
+                if key in explicit:
+                    raise ValueError(f"panel key {key!r} is set but the {who}'s optimizer "
+                                     f"({type(opt).__name__}) has no {name}; compile it with Adam")
+                continue
+            try:
+                current = float(keras.ops.convert_to_numpy(getattr(opt, attr)))
+            except TypeError:
+                raise ValueError(f"the {who}'s optimizer uses a learning-rate schedule; gan_lib's panel sets "
+                                 "a constant rate (compile with a float learning_rate)") from None
+            wanted = panel[key]
+            if abs(current - wanted) <= 1e-6 * max(abs(wanted), 1e-12):  # float32 round-off
+                continue
+            if key not in explicit:
+                raise ValueError(
+                    f"the {who} trains with {name} {current:g} but panel key {key!r} is {wanted:g} (its default); "
+                    f"pass panel={{'{key}': {current:g}}} to keep {current:g}, or set {key} to the value you want"
+                )
+            if attr == "learning_rate":
+                opt.learning_rate = wanted  # a variable: traced train functions read its new value
+            else:
+                setattr(opt, attr, wanted)
+                model.train_function = None  # a Python float is baked into the traced step: trace it again
+            changed.append(key)
+    return changed

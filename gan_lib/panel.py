@@ -36,9 +36,6 @@ DEFAULTS = {
     "mirror_dir": "",  # copy the run folder here after each checkpoint (e.g. a Google Drive folder)
 }
 
-# Settings that make any run finish in seconds on a CPU (notebooks, CI, GAN_LIB_SMOKE=1).
-SMOKE = {"n_epochs": 1, "n_batch": 32, "limit": 256, "summarization": 1, "batchloss": 2, "n_samples": 32}
-
 # The smallest value each number may take; upper bounds are checked by hand below.
 MINIMUM = {
     "latent_dim": 1, "n_epochs": 1, "n_batch": 2, "summarization": 1, "batchloss": 0,

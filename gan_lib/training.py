@@ -7,50 +7,39 @@ and the models' own seed state, both saved in checkpoints, so a resumed run
 continues exactly where the killed one stopped.
 """
 
-import csv
-import io
-import json
+import contextlib
+import dataclasses
 import os
-import time
+import sys
 
 import keras
 import numpy as np
 
 from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
-from .checkpoint import list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
+from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
 from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
 from .evaluate import d_scores, save_generator, summarize_performance
-from .files import write_text
-from .panel import check_panel, panel_json
+from .models import apply_panel_optimizers
+from .panel import check_panel
 from .plots import plot_history, save_plot
-
-HISTORY_COLUMNS = [
-    "epoch", "batch", "step", "d_loss_real", "d_loss_fake", "g_loss",
-    "d_x", "d_g_z", "acc_real", "acc_fake",
-]
+from .progress import Progress
+from .runs import (  # noqa: F401  (default_outputs, new_run_dir, read_history: re-exported for older code)
+    HISTORY_COLUMNS,
+    RunLock,
+    default_outputs,
+    history_array,
+    history_rows,
+    is_run,
+    load_panel,
+    new_run_dir,
+    read_history,
+    save_panel,
+    write_history,
+)
 
 
 class TrainingDiverged(RuntimeError):
     """A loss or weight became NaN or infinite; training stopped."""
-
-
-def default_outputs():
-    """./outputs, or the checkout's top-level outputs/ when working inside a gan_lib checkout (notebooks/ too)."""
-    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    inside = (os.path.abspath(os.getcwd()) + os.sep).startswith(top + os.sep)
-    if inside and os.path.isdir(os.path.join(top, "outputs")) and os.path.exists(os.path.join(top, "pyproject.toml")):
-        return os.path.join(top, "outputs")
-    return "outputs"
-
-
-def new_run_dir(root=None, name="run"):
-    """A fresh folder ROOT/NAME-YYYYmmdd-HHMMSS (with -2, -3... if taken); ROOT defaults to default_outputs()."""
-    base = os.path.join(root or default_outputs(), f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    path, i = base, 1
-    while os.path.exists(path):
-        i += 1
-        path = f"{base}-{i}"
-    return path
 
 
 def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, panel):
@@ -95,152 +84,175 @@ def check_models(g_model, d_model, dataset, latent_dim):
         )
 
 
+@dataclasses.dataclass
+class Run:
+    """What one train() call carries from step to step."""
+
+    run_dir: str
+    panel: dict
+    models: tuple  # (g_model, d_model, gan_model)
+    rng: np.random.Generator  # every draw: real images, latent points, label noise
+    fixed_z: np.ndarray  # (grid**2, latent_dim): the same latent points for every saved grid
+    history: list  # one dict per batch, HISTORY_COLUMNS
+    epoch0: int = 0  # where this call starts: epochs completed...
+    batch0: int = 0  # ...and batches of the next epoch already done
+
+
 def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, n_batch=None,
           panel=None, run_dir=None, verbose=1):
     """Train with the tutorial's loop; returns the per-batch history (list of dicts).
 
     dataset: float32 (N, H, W, C) in [-1, 1]. latent_dim, n_epochs and n_batch,
-    when given, override the panel. Writes to run_dir (default: a new folder in
-    outputs/): image grids, generator .keras files, history.csv, history.png,
-    panel.json and checkpoints/. With panel['load_weights'] it resumes run_dir
-    from its last checkpoint instead.
+    when given, override the panel. The panel's d_lr, g_lr and beta_1 are applied
+    to the compiled optimizers (see models.apply_panel_optimizers). Writes to
+    run_dir (default: a new folder in outputs/): image grids, generator .keras
+    files, history.csv, history.png, panel.json and checkpoints/. With
+    panel['load_weights'] it resumes run_dir from its last checkpoint instead.
     """
     overrides = {k: v for k, v in (("latent_dim", latent_dim), ("n_epochs", n_epochs), ("n_batch", n_batch)) if v is not None}
+    explicit = set(panel or {}) | set(overrides)  # keys the caller chose, as opposed to defaults
     panel = check_panel(panel, **overrides)
-    latent_dim, n_epochs, n_batch = panel["latent_dim"], panel["n_epochs"], panel["n_batch"]
     dataset = check_images(dataset, name="dataset")
-    if n_batch > len(dataset):
+    if panel["n_batch"] > len(dataset):
         raise ValueError(
-            f"panel key 'n_batch' is {n_batch} but the dataset has only {len(dataset)} images; "
+            f"panel key 'n_batch' is {panel['n_batch']} but the dataset has only {len(dataset)} images; "
             "lower n_batch or use more images"
         )
-    check_models(g_model, d_model, dataset, latent_dim)
-    models = (g_model, d_model, gan_model)
+    check_models(g_model, d_model, dataset, panel["latent_dim"])
+    check_mirror(panel["mirror_dir"])
     run_dir = run_dir or new_run_dir()
-
-    if panel["load_weights"] and not os.path.exists(os.path.join(run_dir, "panel.json")):
+    models = (g_model, d_model, gan_model)
+    if panel["load_weights"] and not is_run(run_dir):
         raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json), so there is nothing to resume; "
                          "give the folder a run wrote, or set load_weights=False to start a new run there")
+    if not panel["load_weights"] and is_run(run_dir):
+        raise ValueError(f"{run_dir!r} already holds a run; resume it with load_weights=True (--resume) "
+                         "or choose another folder")
+    if not panel["load_weights"]:
+        apply_panel_optimizers(d_model, gan_model, panel, explicit)  # before the folder exists
+    with RunLock(run_dir), _writing(run_dir):
+        run = start_or_resume(models, panel, run_dir, explicit, verbose)
+        save_panel(run_dir, panel)
+        for epoch in range(run.epoch0, panel["n_epochs"]):
+            train_epoch(run, dataset, epoch, verbose)
+            end_epoch(run, dataset, epoch, verbose)
+    return run.history
+
+
+def start_or_resume(models, panel, run_dir, explicit, verbose):
+    """A fresh Run from the seed, or the Run of run_dir's last checkpoint (models restored too)."""
     resuming = panel["load_weights"] and bool(list_checkpoints(run_dir))
     if panel["load_weights"] and not resuming and verbose:
         print(f"{run_dir} has no checkpoint yet (stopped in its first steps): starting it from the beginning")
-    if resuming:
-        saved = load_panel(run_dir)
-        for key in ("n_batch", "latent_dim"):  # what each step draws: changing them breaks an exact resume
-            if saved[key] != panel[key]:
-                raise ValueError(
-                    f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
-                    "resumes with its own value (drop the override; in Python start from gan_lib.load_panel(run_dir))"
-                )
-        meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose)
-        if panel["epochs"] and panel["epochs"] != meta["epoch"]:
-            raise ValueError(
-                f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run_dir!r} has "
-                f"{meta['epoch']} epochs completed; set epochs=0 to resume from wherever it stopped"
-            )
-        if meta["epoch"] >= n_epochs:
-            raise ValueError(
-                f"run {run_dir!r} has already trained {meta['epoch']} epochs and n_epochs is {n_epochs}; "
-                f"ask for more to train longer (--epochs {meta['epoch'] + 10}, or n_epochs={meta['epoch'] + 10})"
-            )
-        rng = np.random.default_rng()
-        rng.bit_generator.state = meta["rng"]
-        history = [dict(zip(HISTORY_COLUMNS, map(float, r))) for r in rows]
-        for row in history:
-            row.update(epoch=int(row["epoch"]), batch=int(row["batch"]), step=int(row["step"]))
-        epoch0, batch0 = meta["epoch"], meta["batch"]
-        if verbose:
-            print(f"resuming {run_dir} from {os.path.basename(path)}: epoch {epoch0 + 1}, batch {batch0}")
-    else:
-        if os.path.exists(os.path.join(run_dir, "panel.json")) and not panel["load_weights"]:
-            raise ValueError(
-                f"{run_dir!r} already holds a run; resume it with load_weights=True (--resume) "
-                "or choose another folder"
-            )
+    if not resuming:
+        if panel["load_weights"]:
+            apply_panel_optimizers(models[1], models[2], panel, explicit)
         rng = np.random.default_rng(panel["seed"])
-        fixed_z = generate_latent_points(latent_dim, panel["grid"] ** 2, rng)  # the same faces every epoch
-        history, epoch0, batch0 = [], 0, 0
-    os.makedirs(run_dir, exist_ok=True)
-    write_text(os.path.join(run_dir, "panel.json"), panel_json(panel))
-
-    bat_per_epo = len(dataset) // n_batch
-    every = panel["checkpoint_every"]
-
-    def checkpoint(epoch, batch):
-        meta = {"epoch": epoch, "batch": batch, "rng": rng.bit_generator.state}
-        rows = np.array([[row[k] for k in HISTORY_COLUMNS] for row in history], dtype=np.float64)
-        try:
-            save_checkpoint(run_dir, models, meta, fixed_z, rows.reshape(-1, len(HISTORY_COLUMNS)),
-                            keep=panel["keep_checkpoints"])
-        except FloatingPointError as e:
-            _stop(run_dir, history, f"training diverged before epoch {epoch + 1}, batch {batch}: {e}")
-        if batch == 0:  # epoch end; mid-epoch the checkpoint holds the history, and rewriting the CSV would cost
-            write_history(run_dir, history)
-        if panel["mirror_dir"]:
-            mirror_run(run_dir, panel["mirror_dir"])
-
-    for epoch in range(epoch0, n_epochs):
-        bar = keras.utils.Progbar(bat_per_epo, verbose=1 if verbose else 0, stateful_metrics=["d1", "d2", "g"])
-        bar.update(batch0)
-        for j in range(batch0, bat_per_epo):
-            row = train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, panel)
-            if not all(np.isfinite([row["d_loss_real"], row["d_loss_fake"], row["g_loss"]])):
-                bad = ", ".join(f"{k}={row[k]}" for k in ("d_loss_real", "d_loss_fake", "g_loss"))
-                _stop(run_dir, history, f"training diverged at epoch {epoch + 1}, batch {j + 1}: {bad}")
-            history.append({"epoch": epoch + 1, "batch": j + 1, "step": len(history) + 1, **row})
-            if verbose:
-                bar.update(j + 1, [("d1", row["d_loss_real"]), ("d2", row["d_loss_fake"]), ("g", row["g_loss"])])
-                if panel["batchloss"] and (j + 1) % panel["batchloss"] == 0:
-                    end_bar_line = "\n" if getattr(bar, "_dynamic_display", False) else ""  # the bar leaves its line open
-                    print(f"{end_bar_line}>{epoch + 1}, {j + 1}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
-                          f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")
-            if every and len(history) % every == 0 and j + 1 < bat_per_epo:
-                checkpoint(epoch, j + 1)
-        batch0 = 0
-        if panel["save_freq"] and (epoch + 1) % panel["save_freq"] == 0:
-            fixed_fake = keras.ops.convert_to_numpy(g_model(fixed_z, training=False))
-            save_plot(fixed_fake, epoch, n=panel["grid"], run_dir=run_dir)
-        if (epoch + 1) % panel["summarization"] == 0 or epoch + 1 == n_epochs:
-            summarize_performance(epoch, g_model, d_model, dataset, latent_dim, panel["n_samples"],
-                                  run_dir=run_dir, rng=rng, plot=False, verbose=verbose)
-        else:
-            save_generator(g_model, epoch, run_dir, numbered=False)  # generator.keras: always the latest epoch
-        if history:
-            plot_history(history, os.path.join(run_dir, "history.png"))
-        checkpoint(epoch + 1, 0)
-    return history
+        fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** 2, rng)  # the same faces every epoch
+        return Run(run_dir, panel, models, rng, fixed_z, [])
+    saved = load_panel(run_dir)
+    for key in ("n_batch", "latent_dim"):  # what each step draws: changing them breaks an exact resume
+        if saved[key] != panel[key]:
+            raise ValueError(
+                f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
+                "resumes with its own value (drop the override; in Python start from gan_lib.load_panel(run_dir))"
+            )
+    meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose)
+    if panel["epochs"] and panel["epochs"] != meta["epoch"]:
+        raise ValueError(
+            f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run_dir!r} has "
+            f"{meta['epoch']} epochs completed; set epochs=0 to resume from wherever it stopped"
+        )
+    if meta["epoch"] >= panel["n_epochs"]:
+        raise ValueError(
+            f"run {run_dir!r} has already trained {meta['epoch']} epochs and n_epochs is {panel['n_epochs']}; "
+            f"ask for more to train longer (--epochs {meta['epoch'] + 10}, or n_epochs={meta['epoch'] + 10})"
+        )
+    changed = apply_panel_optimizers(models[1], models[2], panel, explicit)  # after the restore: the panel wins
+    rng = np.random.default_rng()
+    rng.bit_generator.state = meta["rng"]
+    if verbose:
+        print(f"resuming {run_dir} from {os.path.basename(path)}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
+        for key in dict.fromkeys(changed):
+            print(f"{key} is now {panel[key]:g} (was {saved[key]:g} in panel.json)")
+    return Run(run_dir, panel, models, rng, fixed_z, history_rows(rows), meta["epoch"], meta["batch"])
 
 
-def _stop(run_dir, history, message):
-    """Save the history so far, leave the checkpoints alone, and raise TrainingDiverged."""
-    write_history(run_dir, history)
-    raise TrainingDiverged(f"{message}. History so far is in {run_dir}/history.csv; the last good "
-                           "checkpoint is untouched (try a lower learning rate, or label_smoothing=0.1)")
+def train_epoch(run, dataset, epoch, verbose):
+    """The batches of one epoch (0-based), from run.batch0 on; checkpoints every checkpoint_every batches."""
+    panel, (g_model, d_model, gan_model) = run.panel, run.models
+    bat_per_epo = len(dataset) // panel["n_batch"]
+    progress = Progress(epoch + 1, panel["n_epochs"], bat_per_epo, done=run.batch0, verbose=verbose)
+    # what the optimizers really use (read from them, not from the panel), recorded with every batch
+    lrs = {key: float(f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.7g}")  # float32 digits
+           for key, model in (("d_lr", d_model), ("g_lr", gan_model))}
+    for j in range(run.batch0, bat_per_epo):
+        row = train_step(g_model, d_model, gan_model, dataset, panel["latent_dim"], panel["n_batch"], run.rng, panel)
+        if not all(np.isfinite([row["d_loss_real"], row["d_loss_fake"], row["g_loss"]])):
+            bad = ", ".join(f"{k}={row[k]}" for k in ("d_loss_real", "d_loss_fake", "g_loss"))
+            _stop(run, f"training diverged at epoch {epoch + 1}, batch {j + 1}: {bad}")
+        run.history.append({"epoch": epoch + 1, "batch": j + 1, "step": len(run.history) + 1, **row, **lrs})
+        if verbose:
+            progress.update(j + 1, row["d_loss_real"], row["d_loss_fake"], row["g_loss"])
+            if panel["batchloss"] and (j + 1) % panel["batchloss"] == 0:
+                print(f"{progress.line_break()}>{epoch + 1}, {j + 1}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
+                      f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")
+        every = panel["checkpoint_every"]
+        if every and len(run.history) % every == 0 and j + 1 < bat_per_epo:
+            checkpoint(run, epoch, j + 1)
+    run.batch0 = 0
 
 
-def write_history(run_dir, history):
-    """history.csv: one row per batch, the columns of HISTORY_COLUMNS."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, HISTORY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(os.path.join(run_dir, "history.csv"), buf.getvalue())
+def end_epoch(run, dataset, epoch, verbose):
+    """After epoch (0-based): the grid, D's accuracy and the generator files, the curves, a checkpoint."""
+    panel, (g_model, d_model, _) = run.panel, run.models
+    if panel["save_freq"] and (epoch + 1) % panel["save_freq"] == 0:
+        fixed_fake = keras.ops.convert_to_numpy(g_model(run.fixed_z, training=False))
+        save_plot(fixed_fake, epoch, n=panel["grid"], run_dir=run.run_dir)
+    if (epoch + 1) % panel["summarization"] == 0 or epoch + 1 == panel["n_epochs"]:
+        summarize_performance(epoch, g_model, d_model, dataset, panel["latent_dim"], panel["n_samples"],
+                              run_dir=run.run_dir, rng=run.rng, plot=False, verbose=verbose)
+    else:
+        save_generator(g_model, epoch, run.run_dir, numbered=False)  # generator.keras: always the latest epoch
+    if run.history:
+        plot_history(run.history, os.path.join(run.run_dir, "history.png"))
+    checkpoint(run, epoch + 1, 0)
 
 
-def read_history(run_dir):
-    """history.csv back as a list of dicts of numbers."""
-    with open(os.path.join(run_dir, "history.csv")) as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (int(v) if k in ("epoch", "batch", "step") else float(v)) for k, v in row.items()} for row in rows]
+def checkpoint(run, epoch, batch):
+    """The full state after `batch` batches of epoch `epoch` (0-based); batch 0 = an epoch end.
 
-
-def load_panel(run_dir):
-    """The panel a run was made with, checked. ValueError if panel.json is missing or damaged."""
-    path = os.path.join(run_dir, "panel.json")
+    Then history.csv (epoch ends only: mid-epoch the checkpoint holds the history,
+    and rewriting the CSV every time would cost), then the mirror, if any.
+    """
+    meta = {"epoch": epoch, "batch": batch, "rng": run.rng.bit_generator.state}
     try:
-        with open(path) as f:
-            return check_panel(json.load(f))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} cannot be read ({e}); is {run_dir!r} a gan_lib run folder?") from None
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        save_checkpoint(run.run_dir, run.models, meta, run.fixed_z, history_array(run.history),
+                        keep=run.panel["keep_checkpoints"])
+    except FloatingPointError as e:
+        _stop(run, f"training diverged before epoch {epoch + 1}, batch {batch}: {e}")
+    if batch == 0:
+        write_history(run.run_dir, run.history)
+    if run.panel["mirror_dir"]:
+        try:
+            mirror_run(run.run_dir, run.panel["mirror_dir"])
+        except OSError as e:  # a dropped Drive mount: the local checkpoint is safe, the next mirror catches up
+            print(f"warning: could not mirror the run to {run.panel['mirror_dir']} ({e.strerror or e}); "
+                  "training goes on, the next checkpoint tries again", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _writing(run_dir):
+    """Turn a failed write (a full disk, a folder gone) into one OSError that names the run and the way back."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(f"could not write to {run_dir} ({e.strerror or e}); its last checkpoint is intact: "
+                      f"free some space, then resume with: python -m gan_lib train --resume {run_dir}") from None
+
+
+def _stop(run, message):
+    """Save the history so far, leave the checkpoints alone, and raise TrainingDiverged."""
+    write_history(run.run_dir, run.history)
+    raise TrainingDiverged(f"{message}. History so far is in {run.run_dir}/history.csv; the last good "
+                           "checkpoint is untouched (try a lower learning rate, or label_smoothing=0.1)")

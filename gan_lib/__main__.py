@@ -37,6 +37,8 @@ def build_parser():
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set any control-panel key, e.g. --set label_smoothing=0.1 --set checkpoint_every=50. "
                    "Keys: " + ", ".join(DEFAULTS))
+    t.add_argument("--fast", action="store_true", help="the fused step: one compiled function per batch with the "
+                   "data on the device, the tutorial's semantics (TensorFlow backend; panel key fast)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
     g = sub.add_parser("generate", help="draw an n x n grid of new images with a trained generator")
     g.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder (uses its generator.keras) or a .keras file")
@@ -60,6 +62,8 @@ def panel_from_args(args):
     flags = {"dataset": args.dataset, "n_epochs": args.epochs, "n_batch": args.batch,
              "latent_dim": args.latent_dim, "limit": args.limit, "seed": args.seed}
     panel.update({k: v for k, v in flags.items() if v is not None})
+    if args.fast:
+        panel["fast"] = True
     for text in args.set:
         key, value = parse_setting(text)
         panel[key] = value

@@ -68,3 +68,34 @@ def describe_device():
         return f"backend {name}, accelerator: {', '.join(gpus)}"
     return (f"backend {name}, no GPU: training will be slow. In Colab choose "
             "Runtime > Change runtime type > T4 GPU, then run the notebook again")
+
+
+def compile_step(fn):
+    """fn compiled by the backend's own means: a tf.function on TensorFlow.
+
+    ValueError on the other backends, whose fused steps are not written yet.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"panel key 'fast' needs the TensorFlow backend so far (this is {keras.backend.backend()}); "
+                         "set KERAS_BACKEND=tensorflow, or fast=False for the tutorial loop")
+    import tensorflow as tf
+
+    return tf.function(fn)
+
+
+def value_and_gradients(loss_fn, variables):
+    """(loss_fn(), d loss / d variables), recorded with TensorFlow's GradientTape."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    return loss, tape.gradient(loss, variables)
+
+
+def gather(data, indices):
+    """data[indices] along the first axis, on the device."""
+    import keras
+
+    return keras.ops.take(data, indices, axis=0)

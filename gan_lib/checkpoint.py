@@ -21,8 +21,8 @@ from .files import atomic_path, copy_file
 CHECKPOINTS = "checkpoints"
 
 
-def training_variables(g_model, d_model, gan_model):
-    """Every variable a training step can change, in a fixed order.
+def training_variables(g_model, d_model, gan_model, extra=()):
+    """Every variable a training step can change, in a fixed order; `extra` (the fused step's RNG state) last.
 
     model.variables includes the dropout SeedGenerator state that model.weights
     (and so Keras saving) leaves out; without it a resume is close, not exact.
@@ -32,7 +32,7 @@ def training_variables(g_model, d_model, gan_model):
             model.optimizer.build(model.trainable_variables)
     return (
         list(g_model.variables) + list(d_model.variables)
-        + list(d_model.optimizer.variables) + list(gan_model.optimizer.variables)
+        + list(d_model.optimizer.variables) + list(gan_model.optimizer.variables) + list(extra)
     )
 
 
@@ -45,12 +45,12 @@ def list_checkpoints(run_dir):
     return sorted(glob.glob(os.path.join(run_dir, CHECKPOINTS, "ckpt-*-*.npz")))
 
 
-def save_checkpoint(run_dir, models, meta, fixed_z, history, keep=2):
+def save_checkpoint(run_dir, models, meta, fixed_z, history, keep=2, extra=()):
     """Write the state atomically, then drop all but the newest `keep`. Returns the path.
 
     meta: JSON-able dict with at least 'epoch' and 'batch'; history: float array (steps, columns).
     """
-    variables = training_variables(*models)
+    variables = training_variables(*models, extra=extra)
     arrays = {f"v{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
     for name, a in arrays.items():
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
@@ -76,7 +76,7 @@ def read_checkpoint(path):
     return meta, fixed_z, history, values
 
 
-def restore_checkpoint(run_dir, models, verbose=True):
+def restore_checkpoint(run_dir, models, verbose=True, extra=()):
     """Load the newest readable checkpoint of run_dir into the models.
 
     Falls back to an older checkpoint, with a message, when the newest is
@@ -102,7 +102,7 @@ def restore_checkpoint(run_dir, models, verbose=True):
                 print(f"skipping {path}: unreadable; trying the one before")
     else:
         raise ValueError(f"no readable checkpoint in {run_dir!r}: " + "; ".join(errors))
-    variables = training_variables(*models)
+    variables = training_variables(*models, extra=extra)
     shapes = [tuple(v.shape) for v in variables]
     saved = [tuple(s) for s in meta["shapes"]]
     if shapes != saved:

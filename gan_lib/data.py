@@ -21,6 +21,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 NAMED = ("cifar10", "mnist", "fashion_mnist", "shapes")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+FASHION_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"  # where Keras fetches Fashion-MNIST
 
 
 class DownloadError(OSError):
@@ -250,13 +251,21 @@ def _read_npz(path, key):
 
 
 def _fashion_mnist():
+    """Fashion-MNIST's 60,000 training images, uint8 (60000, 28, 28), from the Keras cache (KERAS_HOME read
+    now, like the other datasets), downloading the one file needed once."""
+    import gzip
+
     try:
-        return keras.datasets.fashion_mnist.load_data()[0][0]
+        path = keras.utils.get_file("train-images-idx3-ubyte.gz", origin=FASHION_URL + "train-images-idx3-ubyte.gz",
+                                    cache_dir=os.path.dirname(_keras_cache()),
+                                    cache_subdir=os.path.join("datasets", "fashion-mnist"))
     except Exception as e:
         raise DownloadError(
             f"could not download Fashion-MNIST ({type(e).__name__}); are you offline? "
             "Use --dataset shapes (embedded) or --dataset PATH to a local .npz"
         ) from None
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)  # IDX: 16-byte header
 
 
 def read_image_folder(folder):

@@ -140,10 +140,11 @@ def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):
     """Make the compiled optimizers train with the panel's d_lr, g_lr and beta_1.
 
     A value the caller set (its key in `explicit`) is applied to the optimizer,
-    from the next step on; a panel value left at its default must agree with how
-    the model was compiled (or, when resuming, with the run's saved optimizer),
-    otherwise ValueError naming both, so a run's panel.json never misstates
-    how it trained. Returns the keys whose values changed.
+    from the next step on; a value the caller did not set (a default, or a resumed
+    run's panel.json) must agree with how the model was compiled (or, when
+    resuming, with the optimizer the checkpoint restored), otherwise ValueError
+    naming both, so a run's panel.json never misstates how it trained. Returns
+    the keys whose values changed.
     """
     changed = []
     for model, lr_key, who in ((d_model, "d_lr", "discriminator"), (gan_model, "g_lr", "combined model (G's optimizer)")):
@@ -167,7 +168,8 @@ def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):
                 continue
             if key not in explicit:
                 raise ValueError(
-                    f"the {who} trains with {name} {current:g} but panel key {key!r} is {wanted:g} (its default); "
+                    f"the {who} trains with {name} {current:g} but panel key {key!r} is {wanted:g}, a value you did "
+                    "not set (a default, or the run's panel.json); "
                     f"pass panel={{'{key}': {current:g}}} to keep {current:g}, or set {key} to the value you want"
                 )
             if attr == "learning_rate":

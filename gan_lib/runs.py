@@ -128,12 +128,17 @@ class RunLock:
                 f"run {os.path.dirname(self.path)!r} is being trained by {owner}; wait for it to finish or "
                 "stop it first (two processes on one run would overwrite each other's checkpoints)"
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} (started {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
-        f.flush()
         self.file = f
         return self
+
+    def claim(self):
+        """Write who holds the lock, for the message another process shows (after the run's checks pass,
+        so a refused resume changes nothing in the folder)."""
+        if self.file is not None:
+            self.file.seek(0)
+            self.file.truncate()
+            self.file.write(f"process {os.getpid()} (started {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+            self.file.flush()
 
     def __exit__(self, *exc):
         if self.file is not None:

@@ -19,6 +19,7 @@ from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's s
 from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
 from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
 from .evaluate import d_scores, save_generator, summarize_performance
+from .fused import FusedStep
 from .models import apply_panel_optimizers
 from .panel import check_panel
 from .plots import plot_history, save_plot
@@ -96,6 +97,12 @@ class Run:
     history: list  # one dict per batch, HISTORY_COLUMNS
     epoch0: int = 0  # where this call starts: epochs completed...
     batch0: int = 0  # ...and batches of the next epoch already done
+    fused: FusedStep = None  # the compiled step when panel['fast'], else None (the tutorial loop)
+
+    @property
+    def extra(self):
+        """Variables a checkpoint holds beyond the models and optimizers: the fused step's RNG state."""
+        return self.fused.variables if self.fused else []
 
 
 def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, n_batch=None,
@@ -110,8 +117,11 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     panel['load_weights'] it resumes run_dir from its last checkpoint instead.
     """
     overrides = {k: v for k, v in (("latent_dim", latent_dim), ("n_epochs", n_epochs), ("n_batch", n_batch)) if v is not None}
-    explicit = set(panel or {}) | set(overrides)  # keys the caller chose, as opposed to defaults
-    panel = check_panel(panel, **overrides)
+    given = {**(panel or {}), **overrides}
+    explicit = set(given)  # keys the caller chose, as opposed to defaults
+    if given.get("load_weights") and run_dir and is_run(run_dir):
+        given = {**load_panel(run_dir), "epochs": 0, **given}  # a resumed run keeps its own settings unless told
+    panel = check_panel(given)
     dataset = check_images(dataset, name="dataset")
     if panel["n_batch"] > len(dataset):
         raise ValueError(
@@ -130,8 +140,10 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
                          "or choose another folder")
     if not panel["load_weights"]:
         apply_panel_optimizers(d_model, gan_model, panel, explicit)  # before the folder exists
-    with RunLock(run_dir), _writing(run_dir):
-        run = start_or_resume(models, panel, run_dir, explicit, verbose)
+    fused = FusedStep(g_model, d_model, gan_model, dataset, panel) if panel["fast"] else None
+    with RunLock(run_dir) as lock, _writing(run_dir):
+        run = start_or_resume(models, panel, run_dir, explicit, verbose, fused)
+        lock.claim()  # from here on this process writes the run: say so in the lock file
         save_panel(run_dir, panel)
         for epoch in range(run.epoch0, panel["n_epochs"]):
             train_epoch(run, dataset, epoch, verbose)
@@ -139,8 +151,8 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     return run.history
 
 
-def start_or_resume(models, panel, run_dir, explicit, verbose):
-    """A fresh Run from the seed, or the Run of run_dir's last checkpoint (models restored too)."""
+def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None):
+    """A fresh Run from the seed, or the Run of run_dir's last checkpoint (models and fused step restored too)."""
     resuming = panel["load_weights"] and bool(list_checkpoints(run_dir))
     if panel["load_weights"] and not resuming and verbose:
         print(f"{run_dir} has no checkpoint yet (stopped in its first steps): starting it from the beginning")
@@ -149,15 +161,15 @@ def start_or_resume(models, panel, run_dir, explicit, verbose):
             apply_panel_optimizers(models[1], models[2], panel, explicit)
         rng = np.random.default_rng(panel["seed"])
         fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** 2, rng)  # the same faces every epoch
-        return Run(run_dir, panel, models, rng, fixed_z, [])
+        return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused)
     saved = load_panel(run_dir)
-    for key in ("n_batch", "latent_dim"):  # what each step draws: changing them breaks an exact resume
+    for key in ("n_batch", "latent_dim", "fast", "grid"):  # what each step draws, and the grid's fixed latent points
         if saved[key] != panel[key]:
             raise ValueError(
                 f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
-                "resumes with its own value (drop the override; in Python start from gan_lib.load_panel(run_dir))"
+                "resumes with its own value (drop the override)"
             )
-    meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose)
+    meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose, extra=fused.variables if fused else ())
     if panel["epochs"] and panel["epochs"] != meta["epoch"]:
         raise ValueError(
             f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run_dir!r} has "
@@ -175,7 +187,7 @@ def start_or_resume(models, panel, run_dir, explicit, verbose):
         print(f"resuming {run_dir} from {os.path.basename(path)}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
         for key in dict.fromkeys(changed):
             print(f"{key} is now {panel[key]:g} (was {saved[key]:g} in panel.json)")
-    return Run(run_dir, panel, models, rng, fixed_z, history_rows(rows), meta["epoch"], meta["batch"])
+    return Run(run_dir, panel, models, rng, fixed_z, history_rows(rows), meta["epoch"], meta["batch"], fused)
 
 
 def train_epoch(run, dataset, epoch, verbose):
@@ -186,21 +198,33 @@ def train_epoch(run, dataset, epoch, verbose):
     # what the optimizers really use (read from them, not from the panel), recorded with every batch
     lrs = {key: float(f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.7g}")  # float32 digits
            for key, model in (("d_lr", d_model), ("g_lr", gan_model))}
+    every, read_every = panel["checkpoint_every"], panel["batchloss"] or 10
     for j in range(run.batch0, bat_per_epo):
-        row = train_step(g_model, d_model, gan_model, dataset, panel["latent_dim"], panel["n_batch"], run.rng, panel)
-        if not all(np.isfinite([row["d_loss_real"], row["d_loss_fake"], row["g_loss"]])):
-            bad = ", ".join(f"{k}={row[k]}" for k in ("d_loss_real", "d_loss_fake", "g_loss"))
-            _stop(run, f"training diverged at epoch {epoch + 1}, batch {j + 1}: {bad}")
-        run.history.append({"epoch": epoch + 1, "batch": j + 1, "step": len(run.history) + 1, **row, **lrs})
-        if verbose:
-            progress.update(j + 1, row["d_loss_real"], row["d_loss_fake"], row["g_loss"])
-            if panel["batchloss"] and (j + 1) % panel["batchloss"] == 0:
-                print(f"{progress.line_break()}>{epoch + 1}, {j + 1}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
-                      f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")
-        every = panel["checkpoint_every"]
-        if every and len(run.history) % every == 0 and j + 1 < bat_per_epo:
+        if run.fused is None:
+            rows = [train_step(g_model, d_model, gan_model, dataset, panel["latent_dim"], panel["n_batch"], run.rng, panel)]
+        else:  # losses stay on the device until a line is printed, a checkpoint is due or the epoch ends
+            run.fused()
+            done = len(run.history) + len(run.fused.pending)
+            due = (j + 1) % read_every == 0 or j + 1 == bat_per_epo or (every and done % every == 0)
+            rows = run.fused.read() if due else []
+        for k, row in enumerate(rows):  # batches j + 2 - len(rows) ... j + 1
+            record(run, row, epoch, j + 2 - len(rows) + k, bat_per_epo, lrs, progress if verbose else None)
+        if rows and every and len(run.history) % every == 0 and j + 1 < bat_per_epo:
             checkpoint(run, epoch, j + 1)
     run.batch0 = 0
+
+
+def record(run, row, epoch, batch, bat_per_epo, lrs, progress):
+    """Check one batch's values, add them to the history, show them. Batch is 1-based; progress None = quiet."""
+    if not all(np.isfinite([row["d_loss_real"], row["d_loss_fake"], row["g_loss"]])):
+        bad = ", ".join(f"{k}={row[k]}" for k in ("d_loss_real", "d_loss_fake", "g_loss"))
+        _stop(run, f"training diverged at epoch {epoch + 1}, batch {batch}: {bad}")
+    run.history.append({"epoch": epoch + 1, "batch": batch, "step": len(run.history) + 1, **row, **lrs})
+    if progress is not None:
+        progress.update(batch, row["d_loss_real"], row["d_loss_fake"], row["g_loss"])
+        if run.panel["batchloss"] and batch % run.panel["batchloss"] == 0:
+            print(f"{progress.line_break()}>{epoch + 1}, {batch}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
+                  f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")
 
 
 def end_epoch(run, dataset, epoch, verbose):
@@ -228,7 +252,7 @@ def checkpoint(run, epoch, batch):
     meta = {"epoch": epoch, "batch": batch, "rng": run.rng.bit_generator.state}
     try:
         save_checkpoint(run.run_dir, run.models, meta, run.fixed_z, history_array(run.history),
-                        keep=run.panel["keep_checkpoints"])
+                        keep=run.panel["keep_checkpoints"], extra=run.extra)
     except FloatingPointError as e:
         _stop(run, f"training diverged before epoch {epoch + 1}, batch {batch}: {e}")
     if batch == 0:

@@ -18,6 +18,11 @@ def run_cli(*args, env=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def tree(folder):
+    """Every file under folder (a pathlib.Path) with its bytes: a snapshot to compare before and after."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def snapshot(model):
     return [keras.ops.convert_to_numpy(v) for v in model.weights]
 
@@ -43,3 +48,51 @@ def trained_run(tmp_path_factory, shapes_small):
     history = gan_lib.train(g, d, gan, shapes_small, 100, n_epochs=1, n_batch=32, run_dir=run_dir,
                             panel={"checkpoint_every": 2, "grid": 4, "n_samples": 16}, verbose=0)
     return run_dir, history
+
+
+NO_NETWORK = '''\
+"""sitecustomize for a test's subprocess: any attempt to reach the network fails at once, and is logged."""
+import os
+import socket
+
+_LOG = os.environ["GAN_LIB_TEST_NETWORK_LOG"]
+_connect = socket.socket.connect
+
+
+def _refuse(what):
+    with open(_LOG, "a") as f:
+        f.write(what + "\\n")
+    raise OSError(f"network disabled by the test ({what})")
+
+
+def _getaddrinfo(host, *args, **kwargs):
+    _refuse(f"getaddrinfo {host}")
+
+
+def _guarded_connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _refuse(f"connect {address}")
+    return _connect(self, address)
+
+
+socket.getaddrinfo = _getaddrinfo
+socket.socket.connect = _guarded_connect
+'''
+
+
+def offline_env(tmp_path):
+    """Environment for a subprocess with no network and an empty HOME and Keras cache under tmp_path.
+
+    A sitecustomize.py refuses every internet connection (and logs it to the returned path); proxies point
+    at a closed port as a second fence. Returns (env, log path).
+    """
+    site, home = tmp_path / "no_network_site", tmp_path / "home"
+    site.mkdir()
+    home.mkdir(exist_ok=True)  # a test may have filled its Keras cache first
+    (site / "sitecustomize.py").write_text(NO_NETWORK)
+    log = tmp_path / "network_attempts.log"
+    closed = "http://127.0.0.1:9"
+    env = {"HOME": str(home), "KERAS_HOME": str(home / ".keras"), "PYTHONPATH": os.pathsep.join([str(site), ROOT]),
+           "GAN_LIB_TEST_NETWORK_LOG": str(log), "no_proxy": "", "NO_PROXY": ""}
+    env.update({name: closed for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy")})
+    return env, log

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gan_lib
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, tree
 from gan_lib import checkpoint
 
 # 96 images / 32 per batch = 3 batches an epoch, 2 epochs, a checkpoint after every batch
@@ -86,9 +86,49 @@ def test_a_failed_save_leaves_the_previous_checkpoint(trained_run, tmp_path, mon
     assert not [f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.startswith(".tmp-")]
 
 
-def test_keeps_the_newest_k(trained_run):
-    names = [os.path.basename(p) for p in gan_lib.list_checkpoints(trained_run[0])]
-    assert names == ["ckpt-0000-00002.npz", "ckpt-0001-00000.npz"]  # checkpoint_every=2, keep 2
+def test_keeps_the_newest_k(tmp_path):
+    """Six saves with keep=3: after each, the newest (at most) three remain, and they are the right files."""
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(8)
+    models = (g, d, gan_lib.define_gan(g, d))
+    run_dir = str(tmp_path)
+    saved = [(0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (2, 0)]  # training order
+    for i, (epoch, batch) in enumerate(saved):
+        checkpoint.save_checkpoint(run_dir, models, {"epoch": epoch, "batch": batch},
+                                   np.zeros((4, 8), np.float32), np.full((i + 1, 10), float(i)), keep=3)
+        expected = [checkpoint.checkpoint_name(e, b) for e, b in saved[max(0, i - 2): i + 1]]
+        assert [os.path.basename(p) for p in gan_lib.list_checkpoints(run_dir)] == expected
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == expected  # nothing else left behind
+    for path, (epoch, batch) in zip(gan_lib.list_checkpoints(run_dir), saved[-3:]):
+        meta, _, history, _ = checkpoint.read_checkpoint(path)
+        assert (meta["epoch"], meta["batch"]) == (epoch, batch) and len(history) == saved.index((epoch, batch)) + 1
+
+
+def test_train_prunes_to_keep_checkpoints_and_mirrors_each(shapes_small, tmp_path, monkeypatch):
+    """mirror_dir during train(): MIRROR/RUN_NAME holds the run, and only the checkpoints the run kept."""
+    run_dir, drive = tmp_path / "run", tmp_path / "drive"
+    gan_lib.set_seed(8)
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    mirrored_after_each = []
+    real_mirror = gan_lib.training.mirror_run
+
+    def watching_mirror(src, dest):
+        out = real_mirror(src, dest)
+        mirrored_after_each.append(sorted(os.listdir(os.path.join(out, "checkpoints"))))
+        return out
+
+    monkeypatch.setattr(gan_lib.training, "mirror_run", watching_mirror)
+    gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small, 100, n_epochs=1, n_batch=32, run_dir=str(run_dir),
+                  verbose=0, panel={"checkpoint_every": 1, "keep_checkpoints": 3, "mirror_dir": str(drive),
+                                    "n_samples": 8})
+    # 4 batches: checkpoints after batches 1, 2, 3 and at the epoch end; the newest 3 are kept, here and there
+    first3 = ["ckpt-0000-00001.npz", "ckpt-0000-00002.npz", "ckpt-0000-00003.npz"]
+    kept = first3[1:] + ["ckpt-0001-00000.npz"]
+    assert [os.path.basename(p) for p in gan_lib.list_checkpoints(str(run_dir))] == kept
+    assert mirrored_after_each == [first3[:1], first3[:2], first3, kept]
+    mirror = drive / "run"
+    assert sorted(os.listdir(mirror / "checkpoints")) == kept
+    assert tree(mirror) == tree(run_dir)
+    resume(str(mirror))  # the mirror is a run that can be resumed
 
 
 def resume(run_dir, latent_dim=100, shape=(32, 32, 3)):

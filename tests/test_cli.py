@@ -1,12 +1,13 @@
 """The command line end to end on the embedded dataset, and its one-line errors."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import offline_env, run_cli, tree
 from gan_lib.__main__ import main
 
 
@@ -86,24 +87,51 @@ def test_help_documents_every_flag(capsys):
         (["train", "--dataset", "shapes", "--set", "n_epoch=3"], "Did you mean 'n_epochs'"),
         (["train", "--dataset", "shapes", "--set", "label_smoothing=lots"], "wants a number"),
         (["train", "--dataset", "shapes", "--limit", "16", "--batch", "32"], "'n_batch' is 32 but the dataset has only 16"),
-        (["generate", "/nonexistent/run"], "neither a run folder nor a .keras file"),
-        (["generate", ".", "--n", "0"], "--n must be at least 1"),
-        (["generate", ".", "--seed", "-1"], "--seed must be between 0 and 2**32 - 1"),
-        (["generate", ".", "--out", "grid.gif"], "--out must name a .png or .jpg file"),
     ],
 )
-def test_bad_input_is_one_line_on_stderr(args, text, tmp_path, in_process):
-    result = in_process(*args, "--out", str(tmp_path / "out")) if args[0] == "train" else in_process(*args)
+def test_bad_train_input_is_one_line_and_writes_nothing(args, text, tmp_path, in_process, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a default run folder would land (outputs/ here, outside the checkout)
+    result = in_process(*args, "--out", str(tmp_path / "out"))
     assert_one_line_error(result, text)
-    assert not (tmp_path / "out").exists(), "bad input must write nothing"
+    assert list(tmp_path.iterdir()) == [], "bad input must write nothing"
+
+
+# Each bad generate call, and the good call it differs from: RUN is a copy of a finished run.
+BAD_GENERATE = [
+    (["generate", "no_such_run"], "neither a run folder nor a .keras file", ["generate", "RUN"]),
+    (["generate", "RUN", "--n", "0"], "--n must be at least 1", ["generate", "RUN", "--n", "1"]),
+    (["generate", "RUN", "--seed", "-1"], "--seed must be between 0 and 2**32 - 1", ["generate", "RUN", "--seed", "1"]),
+    (["generate", "RUN", "--out", "grid.gif"], "--out must name a .png or .jpg file",
+     ["generate", "RUN", "--out", "grid.png"]),
+]
+
+
+@pytest.mark.parametrize("args,text,good", BAD_GENERATE)
+def test_bad_generate_input_is_one_line_and_writes_nothing(args, text, good, cli_run, tmp_path, in_process, monkeypatch):
+    """Nothing changes beside the model (generate's default --out) or in the working folder (a relative --out)."""
+    shutil.copytree(cli_run[0], tmp_path / "RUN")
+    monkeypatch.chdir(tmp_path)
+    before = tree(tmp_path)
+    assert_one_line_error(in_process(*args), text)
+    assert tree(tmp_path) == before, "bad input must write nothing"
+    result = in_process(*good)  # the check above can fail: the good call does write there
+    assert result.returncode == 0, result.stderr
+    written = set(tree(tmp_path)) - set(before)
+    assert written == {"grid.png" if "grid.png" in good else os.path.join("RUN", "generated.png")}
 
 
 def test_offline_cifar10_default_names_the_alternatives(tmp_path):
-    result = run_cli("train", "--out", str(tmp_path / "out"), env={"KERAS_HOME": str(tmp_path / "keras")})
-    if result.returncode == 0:
-        pytest.skip("this machine can download CIFAR-10")
+    """The default dataset with no network: one line naming the alternatives; no download, no run folder."""
+    env, attempts = offline_env(tmp_path)
+    out = tmp_path / "out"
+    # --epochs/--limit: should the network fence ever fail, this still could not start a long run
+    result = run_cli("train", "--epochs", "1", "--limit", "64", "--out", str(out), env=env, timeout=120)
     assert_one_line_error(result, "could not download CIFAR-10")
     assert "--dataset shapes" in result.stderr and "--dataset PATH" in result.stderr
+    assert attempts.read_text().strip()  # it did try to download, and the fence stopped it
+    assert not out.exists()
+    cache = tmp_path / "home" / ".keras" / "datasets"
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # no partial download left in the cache
 
 
 def test_a_real_process_prints_one_line_too(tmp_path):

@@ -1,13 +1,18 @@
 """Datasets: the embedded shapes, local files, the CIFAR-10 reader, and validation of each bad input."""
 
+import gzip
 import os
 import pickle
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import gan_lib
+from conftest import ROOT, offline_env
 from gan_lib import data
 
 
@@ -168,3 +173,59 @@ def test_mnist_from_the_keras_cache_is_padded_to_32(tmp_path, monkeypatch):
     assert x.shape == (5, 32, 32, 1)
     assert (x[:, :2] == -1).all() and (x[:, :, -2:] == -1).all()  # a black border
     assert np.allclose(x[:, 2:30, 2:30, 0], digits / 127.5 - 1, atol=1e-6)
+
+
+def fake_fashion_mnist_cache(keras_home, n=6):
+    """The four gzipped IDX files keras.datasets.fashion_mnist reads, in KERAS_HOME/datasets/fashion-mnist."""
+    folder = keras_home / "datasets" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    images = np.random.default_rng(3).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = np.arange(n, dtype=np.uint8) % 10
+    for split, x in (("train", images), ("t10k", 255 - images)):  # gan_lib trains on the training split
+        with gzip.open(folder / f"{split}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+        with gzip.open(folder / f"{split}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", 2051, n, 28, 28) + x.tobytes())
+    return images
+
+
+LOAD_FASHION = """
+import os, sys
+import numpy as np
+import gan_lib
+if len(sys.argv) > 2:
+    os.environ["KERAS_HOME"] = sys.argv[2]  # set after import, as a notebook cell might
+np.save(sys.argv[1], gan_lib.load_real_samples("fashion_mnist"))
+"""
+
+
+def load_fashion_offline(tmp_path, *args):
+    """gan_lib.load_real_samples('fashion_mnist') in a fresh process with no network; its array or an error."""
+    env, _ = offline_env(tmp_path)
+    result = subprocess.run([sys.executable, "-c", LOAD_FASHION, str(tmp_path / "x.npy"), *args], cwd=ROOT,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return np.load(tmp_path / "x.npy")
+
+
+def test_fashion_mnist_from_the_keras_cache_is_padded_to_32(tmp_path):
+    """Keras fixes its cache folder when it is imported, so this runs in a process started with KERAS_HOME."""
+    clothes = fake_fashion_mnist_cache(tmp_path / "home" / ".keras")  # offline_env's KERAS_HOME
+    x = load_fashion_offline(tmp_path)
+    assert x.shape == (6, 32, 32, 1) and x.dtype == np.float32
+    assert (x[:, :2] == -1).all() and (x[:, -2:] == -1).all() and (x[:, :, :2] == -1).all() and (x[:, :, -2:] == -1).all()
+    assert np.allclose(x[:, 2:30, 2:30, 0], clothes / 127.5 - 1, atol=1e-6)
+
+
+def test_fashion_mnist_follows_keras_home_set_after_import_like_mnist(tmp_path):
+    clothes = fake_fashion_mnist_cache(tmp_path / "later")
+    x = load_fashion_offline(tmp_path, str(tmp_path / "later"))
+    assert np.allclose(x[:, 2:30, 2:30, 0], clothes / 127.5 - 1, atol=1e-6)
+
+
+def test_shapes_limit_keeps_the_first_n_of_the_same_set():
+    full = gan_lib.load_real_samples("shapes")
+    assert len(full) == 10000
+    for n in (1, 37, 512):
+        assert np.array_equal(gan_lib.load_real_samples("shapes", limit=n), full[:n])

@@ -89,17 +89,32 @@ def test_resume_with_a_new_learning_rate_takes_effect_and_is_recorded(shapes_sma
     assert gan_lib.load_panel(str(tmp_path / "a"))["d_lr"] == 0.001
 
 
-def test_resume_from_python_without_the_runs_rate_is_refused(shapes_small, tmp_path):
+def test_resume_from_python_keeps_the_runs_own_settings(shapes_small, tmp_path):
     g, d, gan = fresh()
     run_dir = str(tmp_path / "r")
     x = shapes_small[:32]
     gan_lib.train(g, d, gan, x, 100, n_epochs=1, n_batch=32, run_dir=run_dir, verbose=0,
-                  panel={"d_lr": 0.001, "n_samples": 8})
+                  panel={"d_lr": 0.001, "grid": 3, "n_samples": 8})
     g, d, gan = fresh()
-    with pytest.raises(ValueError, match=r"learning rate 0\.001 but panel key 'd_lr' is 0\.0002 \(its default\)"):
-        gan_lib.train(g, d, gan, x, 100, n_epochs=2, n_batch=32, run_dir=run_dir, verbose=0,
-                      panel={"load_weights": True, "n_samples": 8})
-    assert len(gan_lib.read_history(run_dir)) == 1  # nothing trained, nothing written
+    history = gan_lib.train(g, d, gan, x, 100, n_epochs=2, run_dir=run_dir, verbose=0, panel={"load_weights": True})
+    assert [r["d_lr"] for r in history] == [0.001, 0.001] and lr(d) == pytest.approx(0.001)
+    panel = gan_lib.load_panel(run_dir)
+    assert (panel["d_lr"], panel["grid"], panel["n_batch"], panel["n_samples"]) == (0.001, 3, 32, 8)
+
+
+def test_a_panel_json_that_disagrees_with_the_checkpoint_is_refused(shapes_small, tmp_path):
+    g, d, gan = fresh()
+    run_dir = tmp_path / "r"
+    x = shapes_small[:32]
+    gan_lib.train(g, d, gan, x, 100, n_epochs=1, n_batch=32, run_dir=str(run_dir), verbose=0,
+                  panel={"d_lr": 0.001, "n_samples": 8})
+    saved = json.loads((run_dir / "panel.json").read_text())
+    (run_dir / "panel.json").write_text(json.dumps({**saved, "d_lr": 0.0002}))  # edited by hand, or by old code
+    g, d, gan = fresh()
+    with pytest.raises(ValueError, match=r"learning rate 0\.001 but panel key 'd_lr' is 0\.0002"):
+        gan_lib.train(g, d, gan, x, 100, n_epochs=2, run_dir=str(run_dir), verbose=0,
+                      panel={"load_weights": True})
+    assert len(gan_lib.read_history(str(run_dir))) == 1  # nothing trained, nothing written
 
 
 def test_command_line_resume_with_set_d_lr(tmp_path, capsys):

@@ -1,0 +1,94 @@
+"""The fused step: one compiled function per iteration that does what the tutorial loop does.
+
+The loop makes three train_on_batch calls, a generator call and a D forward pass
+per batch, each a separate dispatch with NumPy batches copied in and losses
+copied out. The fused step keeps the dataset on the device, draws the batch and
+the latent points there from a seeded Keras SeedGenerator (saved in checkpoints),
+and runs all of one iteration as one compiled function:
+
+1. D's scores on a real and a fake half batch, before it learns (history only);
+2. D learns from the real half batch, labels 1 (smoothed, flipped as the panel says);
+3. D learns from the fake half batch, labels 0 (flipped as the panel says);
+4. G learns through D from n_batch latent points labelled 1, updating G only.
+
+Two D updates, then one G update, with binary cross-entropy and each model's own
+compiled optimizer: the tutorial's semantics, without the host round trips.
+Losses stay on the device until the caller reads them (FusedStep.read).
+"""
+
+import keras
+import numpy as np
+
+from . import backend
+
+# what one step returns, in this order: the history's per-batch values
+VALUES = ("d_loss_real", "d_loss_fake", "g_loss", "d_x", "d_g_z", "acc_real", "acc_fake")
+
+
+def bce(y, p):
+    """Binary cross-entropy averaged over the batch: what train_on_batch reports for these models."""
+    return keras.ops.mean(keras.losses.binary_crossentropy(y, p))
+
+
+class FusedStep:
+    """Call it once per iteration; it returns a device vector of VALUES. `variables`: its RNG state."""
+
+    def __init__(self, g_model, d_model, gan_model, dataset, panel):
+        self.g_model, self.d_model, self.gan_model = g_model, d_model, gan_model
+        self.data = keras.ops.convert_to_tensor(dataset)  # (N, H, W, C) float32, on the device once
+        self.seed = keras.random.SeedGenerator(panel["seed"], name="fused_step_seed")
+        self.latent_dim, self.n_batch = panel["latent_dim"], panel["n_batch"]
+        self.smoothing, self.noise = panel["label_smoothing"], panel["label_noise"]
+        for model in (d_model, gan_model):  # optimizer variables must exist before tracing
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+        self.step = backend.compile_step(self._step)
+        self.pending = []  # device vectors not yet read back
+
+    @property
+    def variables(self):
+        return list(self.seed.state if isinstance(self.seed.state, list) else [self.seed.state])
+
+    def _labels(self, value, n):
+        """n labels of `value` (1 or 0), flipped with probability label_noise; real ones smoothed."""
+        y = keras.ops.full((n, 1), value * (1.0 - self.smoothing) if value else 0.0)
+        if self.noise > 0:
+            flip = keras.random.uniform((n, 1), seed=self.seed) < self.noise
+            y = keras.ops.where(flip, 0.0 if value else 1.0, y)
+        return y
+
+    def _learn(self, model, variables, loss_fn):
+        loss, grads = backend.value_and_gradients(loss_fn, variables)
+        model.optimizer.apply(grads, variables)
+        return loss
+
+    def _step(self):
+        half = self.n_batch // 2
+        g, d = self.g_model, self.d_model
+        idx = keras.random.randint((half,), 0, keras.ops.shape(self.data)[0], seed=self.seed)
+        x_real = backend.gather(self.data, idx)
+        x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=False)
+        scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
+        real_scores, fake_scores = scores[:half], scores[half:]
+        y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
+        d_vars = d.trainable_variables
+        d1 = self._learn(d, d_vars, lambda: bce(y_real, d(x_real, training=True)))
+        d2 = self._learn(d, d_vars, lambda: bce(y_fake, d(x_fake, training=True)))
+        z = keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed)
+        ones = keras.ops.ones((self.n_batch, 1))
+        g_loss = self._learn(self.gan_model, g.trainable_variables, lambda: bce(ones, d(g(z, training=True), training=True)))
+        real_right = keras.ops.mean(keras.ops.cast(real_scores > 0.5, "float32"))
+        fake_right = keras.ops.mean(keras.ops.cast(fake_scores <= 0.5, "float32"))
+        return keras.ops.stack([d1, d2, g_loss, keras.ops.mean(real_scores), keras.ops.mean(fake_scores),
+                                real_right, fake_right])
+
+    def __call__(self):
+        self.pending.append(self.step())
+
+    def read(self):
+        """The values of the steps run since the last read, as dicts; one host transfer for all of them."""
+        if not self.pending:
+            return []
+        values = keras.ops.convert_to_numpy(keras.ops.stack(self.pending)).astype(np.float64)
+        self.pending = []
+        return [dict(zip(VALUES, map(float, row))) for row in values]

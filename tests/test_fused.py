@@ -1,0 +1,152 @@
+"""The fused step (panel key fast): the tutorial's semantics in one compiled function, with every guarantee of the loop."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import gan_lib
+from conftest import ROOT, changed, run_cli, snapshot
+from gan_lib import backend, fused
+
+# 96 images / 32 per batch = 3 batches an epoch, 2 epochs, a checkpoint after every batch
+TINY = ["train", "--fast", "--dataset", "shapes", "--limit", "96", "--batch", "32", "--epochs", "2", "--seed", "5",
+        "--quiet", "--set", "checkpoint_every=1", "--set", "keep_checkpoints=3", "--set", "n_samples=8"]
+FINAL = "ckpt-0002-00000.npz"
+
+
+def models(seed=3):
+    gan_lib.set_seed(seed)
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    return g, d, gan_lib.define_gan(g, d)
+
+
+def test_each_optimizer_updates_only_its_own_model(shapes_small):
+    g, d, gan = models()
+    given = {}
+    for name, model in (("d", d), ("g", gan)):
+        real_apply = model.optimizer.apply
+
+        def spy(grads, variables, name=name, real_apply=real_apply):
+            given.setdefault(name, []).append([id(v) for v in variables])  # recorded while tracing
+            return real_apply(grads, variables)
+
+        model.optimizer.apply = spy
+    step = fused.FusedStep(g, d, gan, shapes_small, gan_lib.check_panel(n_batch=32))
+    d_before, g_before = snapshot(d), snapshot(g)
+    step()
+    (row,) = step.read()
+    assert given["d"] == [[id(v) for v in d.trainable_variables]] * 2  # two D updates: real, then fake
+    assert given["g"] == [[id(v) for v in g.trainable_variables]]  # one G update, G's weights only
+    assert changed(d_before, snapshot(d)) and changed(g_before, snapshot(g))
+    assert set(row) == set(fused.VALUES) and 0 <= row["d_x"] <= 1 and row["acc_fake"] in (k / 16 for k in range(17))
+
+
+def test_the_generator_step_leaves_d_alone(shapes_small):
+    """G's update goes through D but must not move it: with D's learning rate at zero, only G changes."""
+    g, d, gan = models()
+    d.optimizer.learning_rate = 0.0
+    step = fused.FusedStep(g, d, gan, shapes_small, gan_lib.check_panel(n_batch=32))
+    d_trainable = [keras.ops.convert_to_numpy(v) for v in d.trainable_variables]
+    g_before = snapshot(g)
+    step()
+    step.read()
+    assert all(np.array_equal(a, keras.ops.convert_to_numpy(v)) for a, v in zip(d_trainable, d.trainable_variables))
+    assert changed(g_before, snapshot(g))
+
+
+def test_labels_are_smoothed_and_flipped_as_the_panel_says(shapes_small):
+    g, d, gan = models()
+    step = fused.FusedStep(g, d, gan, shapes_small, gan_lib.check_panel(label_smoothing=0.1, label_noise=0.2))
+    real = keras.ops.convert_to_numpy(step._labels(1.0, 20000)).ravel()
+    fake = keras.ops.convert_to_numpy(step._labels(0.0, 20000)).ravel()
+    assert set(np.unique(real)) == {0.0, np.float32(0.9)} and set(np.unique(fake)) == {0.0, 1.0}
+    assert abs(np.mean(real == 0) - 0.2) < 0.015 and abs(np.mean(fake == 1) - 0.2) < 0.015  # 20000 draws: sd 0.003
+
+
+def test_the_loss_is_the_compiled_one():
+    y = np.array([[1.0], [0.9], [0.0], [1.0]], "float32")
+    p = np.array([[0.8], [0.3], [0.1], [1.0]], "float32")
+    compiled = keras.losses.get("binary_crossentropy")
+    assert float(fused.bce(y, p)) == pytest.approx(float(keras.ops.mean(compiled(y, p))), rel=1e-6)
+    assert float(fused.bce(y, p)) == pytest.approx(float(keras.losses.BinaryCrossentropy()(y, p)), rel=1e-6)
+
+
+def test_a_fast_run_writes_the_same_files_and_repeats_exactly(shapes_small, tmp_path):
+    def run(name):
+        g, d, gan = models(11)
+        return gan_lib.train(g, d, gan, shapes_small[:96], 100, n_epochs=2, n_batch=32, run_dir=str(tmp_path / name),
+                             verbose=0, panel={"fast": True, "n_samples": 8, "batchloss": 2})
+
+    history = run("a")
+    assert run("b") == history
+    assert [(r["epoch"], r["batch"], r["step"]) for r in history] == [(e, b, 3 * (e - 1) + b) for e in (1, 2) for b in (1, 2, 3)]
+    assert list(history[0]) == gan_lib.HISTORY_COLUMNS
+    assert {"panel.json", "history.csv", "history.png", "generated_plot_e002.png", "generator.keras",
+            "checkpoints"} <= set(os.listdir(tmp_path / "a"))
+    assert gan_lib.read_history(str(tmp_path / "a")) == history
+    assert gan_lib.load_panel(str(tmp_path / "a"))["fast"] is True
+
+
+def test_divergence_is_caught_and_named(shapes_small, tmp_path, monkeypatch):
+    class Poisoned(fused.FusedStep):  # a numerical blow-up seen from outside: NaN in every real image
+        def __init__(self, g_model, d_model, gan_model, dataset, panel):
+            super().__init__(g_model, d_model, gan_model, dataset * np.nan, panel)
+
+    monkeypatch.setattr(gan_lib.training, "FusedStep", Poisoned)
+    g, d, gan = models()
+    with pytest.raises(gan_lib.TrainingDiverged, match=r"epoch 1, batch 1: d_loss_real=nan"):
+        gan_lib.train(g, d, gan, shapes_small[:96], 100, n_epochs=1, n_batch=32, run_dir=str(tmp_path / "r"),
+                      verbose=0, panel={"fast": True, "n_samples": 8, "batchloss": 3})
+    assert not gan_lib.list_checkpoints(str(tmp_path / "r"))
+
+
+def test_a_run_keeps_its_step_kind(shapes_small, tmp_path):
+    g, d, gan = models()
+    run_dir = str(tmp_path / "r")
+    gan_lib.train(g, d, gan, shapes_small[:32], 100, n_epochs=1, n_batch=32, run_dir=run_dir, verbose=0,
+                  panel={"n_samples": 8})
+    with pytest.raises(ValueError, match="panel key 'fast' is True but run .* was made with False"):
+        gan_lib.train(g, d, gan, shapes_small[:32], 100, n_epochs=2, n_batch=32, run_dir=run_dir, verbose=0,
+                      panel={"load_weights": True, "fast": True, "n_samples": 8})
+
+
+def test_other_backends_are_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match="needs the TensorFlow backend so far .* fast=False"):
+        backend.compile_step(lambda: None)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("ref") / "run")
+    result = run_cli(*TINY, "--out", run_dir)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+@pytest.mark.parametrize("target,delay", [("ckpt-0000-00001.npz", 0.0), ("ckpt-0001-00000.npz", 0.0),
+                                          ("ckpt-0001-00001.npz", 0.05)])
+def test_killed_fast_run_resumes_bit_identical(reference, tmp_path, target, delay):
+    run_dir = str(tmp_path / "run")
+    proc = subprocess.Popen([sys.executable, "-m", "gan_lib", *TINY, "--out", run_dir], cwd=ROOT,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not os.path.exists(os.path.join(run_dir, "checkpoints", target)):
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed; the test proves nothing"
+    assert not os.path.exists(os.path.join(run_dir, "checkpoints", FINAL))
+    result = run_cli("train", "--resume", run_dir, "--quiet")
+    assert result.returncode == 0, result.stderr
+    with np.load(os.path.join(reference, "checkpoints", FINAL)) as a, np.load(os.path.join(run_dir, "checkpoints", FINAL)) as b:
+        assert a.files == b.files
+        for key in a.files:  # every variable (the fused step's RNG state included), the history, the meta
+            assert np.array_equal(a[key], b[key]), key

@@ -71,14 +71,18 @@ def describe_device():
 
 
 def compile_step(fn):
-    """fn compiled by the backend's own means: a tf.function on TensorFlow.
+    """fn compiled by the backend's own means: a tf.function on TensorFlow; plain eager code on torch
+    (each op already runs as one kernel; torch.compile has not been measured to help here).
 
-    ValueError on the other backends, whose fused steps are not written yet.
+    ValueError on JAX, whose fused step (stateless_call + jax.jit) is not written yet.
     """
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(f"panel key 'fast' needs the TensorFlow backend so far (this is {keras.backend.backend()}); "
+    name = keras.backend.backend()
+    if name == "torch":
+        return fn
+    if name != "tensorflow":
+        raise ValueError(f"panel key 'fast' runs on TensorFlow and torch so far (this is {name}); "
                          "set KERAS_BACKEND=tensorflow, or fast=False for the tutorial loop")
     import tensorflow as tf
 
@@ -86,7 +90,15 @@ def compile_step(fn):
 
 
 def value_and_gradients(loss_fn, variables):
-    """(loss_fn(), d loss / d variables), recorded with TensorFlow's GradientTape."""
+    """(loss_fn(), d loss / d variables): TensorFlow's GradientTape, or torch's autograd."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        with torch.enable_grad():  # the step runs under no_grad; only the loss is differentiated
+            loss = loss_fn()
+            return loss.detach(), list(torch.autograd.grad(loss, [v.value for v in variables]))
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
@@ -94,8 +106,41 @@ def value_and_gradients(loss_fn, variables):
     return loss, tape.gradient(loss, variables)
 
 
+def no_grad():
+    """A context in which optimizer updates are not recorded for differentiation (torch needs it)."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
 def gather(data, indices):
     """data[indices] along the first axis, on the device."""
     import keras
 
     return keras.ops.take(data, indices, axis=0)
+
+
+def global_rng_state():
+    """The backend's global random state where Keras layers draw from it, as a uint8 array; else None.
+
+    On torch, Dropout layers built without a seed draw their masks from torch's global
+    generator, so an exact resume needs its state; TensorFlow and JAX keep theirs in
+    Keras SeedGenerator variables, which checkpoints hold already.
+    """
+    import keras
+
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    return torch.get_rng_state().numpy().copy()
+
+
+def set_global_rng_state(state):
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(state.copy()))

@@ -16,6 +16,7 @@ import zipfile
 import keras
 import numpy as np
 
+from .backend import global_rng_state, set_global_rng_state
 from .files import atomic_path, copy_file
 
 CHECKPOINTS = "checkpoints"
@@ -56,6 +57,9 @@ def save_checkpoint(run_dir, models, meta, fixed_z, history, keep=2, extra=()):
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             raise FloatingPointError(f"a model or optimizer variable holds NaN or inf ({variables[int(name[1:])].path})")
     meta = dict(meta, shapes=[list(a.shape) for a in arrays.values()])
+    backend_rng = global_rng_state()  # torch's global generator (its Dropout masks); None elsewhere
+    if backend_rng is not None:
+        arrays["backend_rng"] = backend_rng
     path = os.path.join(run_dir, CHECKPOINTS, checkpoint_name(meta["epoch"], meta["batch"]))
     with atomic_path(path) as tmp:
         np.savez(tmp, meta=np.array(json.dumps(meta)), fixed_z=fixed_z, history=history, **arrays)
@@ -71,6 +75,7 @@ def read_checkpoint(path):
             meta = json.loads(str(z["meta"]))
             fixed_z, history = z["fixed_z"], z["history"]
             values = [z[f"v{i:04d}"] for i in range(len(meta["shapes"]))]
+            meta["backend_rng"] = z["backend_rng"] if "backend_rng" in z.files else None
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
         raise ValueError(f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: {e})") from None
     return meta, fixed_z, history, values
@@ -115,6 +120,9 @@ def restore_checkpoint(run_dir, models, verbose=True, extra=()):
         )
     for v, value in zip(variables, values):
         v.assign(value)
+    backend_rng = meta.pop("backend_rng")
+    if backend_rng is not None and global_rng_state() is not None:
+        set_global_rng_state(backend_rng)
     return meta, fixed_z, history, path
 
 

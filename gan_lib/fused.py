@@ -59,7 +59,8 @@ class FusedStep:
 
     def _learn(self, model, variables, loss_fn):
         loss, grads = backend.value_and_gradients(loss_fn, variables)
-        model.optimizer.apply(grads, variables)
+        with backend.no_grad():
+            model.optimizer.apply(grads, variables)
         return loss
 
     def _step(self):
@@ -83,7 +84,8 @@ class FusedStep:
                                 real_right, fake_right])
 
     def __call__(self):
-        self.pending.append(self.step())
+        with backend.no_grad():  # torch: nothing outside value_and_gradients is recorded
+            self.pending.append(self.step())
 
     def read(self):
         """The values of the steps run since the last read, as dicts; one host transfer for all of them."""

@@ -118,7 +118,7 @@ def test_a_run_keeps_its_step_kind(shapes_small, tmp_path):
 
 def test_other_backends_are_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    with pytest.raises(ValueError, match="needs the TensorFlow backend so far .* fast=False"):
+    with pytest.raises(ValueError, match="runs on TensorFlow and torch so far .* fast=False"):
         backend.compile_step(lambda: None)
 
 

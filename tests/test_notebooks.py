@@ -1,23 +1,35 @@
 """The notebooks follow one convention and cannot drift from gan_lib.
 
-A code cell whose first line is `# gan_lib/FILE.py` shows library code for
-students to read and copy: every function and class it defines must be
-character for character the one in that file.
+A code cell whose first line is `# gan_lib/FILE.py` shows library code for students to read and copy.
+Every top-level statement in it must be the library's own:
+
+- a function or class: character for character the top-level definition of that name in FILE.py;
+- an import: each name it binds is the very object FILE.py's module holds under that name, or the same
+  import statement is a top-level statement of FILE.py;
+- anything else (constants, assignments): the same statement text is a top-level statement of FILE.py.
+
+A code cell that mentions `gan_lib/SOMETHING.py` in a comment without such a first line (a typo in the
+file name, the marker on the second line) fails, so a broken marker cannot switch the check off.
 """
 
 import ast
 import glob
 import importlib
-import inspect
+import importlib.util
+import io
 import json
 import os
 import re
+import subprocess
+import sys
+import tokenize
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "[0-9][0-9]_*.ipynb")))
-MARKER = re.compile(r"^# gan_lib/(\w+)\.py\b")
+MARKER = re.compile(r"# gan_lib/(\w+)\.py\b")  # on the first line of a library cell
+MENTION = re.compile(r"gan_lib/\w+\.py")
 
 
 def cells(path):
@@ -32,6 +44,14 @@ def source(cell):
 def repository_url():
     with open(os.path.join(ROOT, "pyproject.toml")) as f:
         return re.search(r'^Repository = "([^"]+)"', f.read(), re.M).group(1)
+
+
+def setup_cell():
+    """The setup cell's source (the same in every notebook: test_opening_is_the_same_everywhere)."""
+    return source(next(c for c in cells(NOTEBOOKS[0]) if source(c).startswith("# Setup")))
+
+
+# ---------------------------------------------------------------- the opening
 
 
 def test_there_are_notebooks():
@@ -49,35 +69,179 @@ def test_opening_is_the_same_everywhere(path):
     code = [c for c in nb if c["cell_type"] == "code"]
     setups = {source(c) for p in NOTEBOOKS for c in cells(p) if source(c).startswith("# Setup")}
     assert len(setups) == 1, "the setup cell differs between notebooks"
-    assert f'REPO = "{repository_url()}"' in setups.pop()
     assert source(code[0]).startswith("# Setup")
     tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     assert "GAN_LIB_SMOKE" in source(tagged[0])
 
 
-def _library_cells():
+def test_setup_installs_from_the_one_repository_and_ref():
+    text = setup_cell()
+    repo = re.findall(r"^REPO = (.+?)  #", text, re.M)
+    assert repo == [f'os.environ.get("GAN_LIB_REPO") or "{repository_url()}"'], repo
+    assert re.findall(r"^REF = (.+?)  #", text, re.M) == ['os.environ.get("GAN_LIB_REF") or "main"']
+    assert text.count(repository_url()) == 1, "the setup cell names the repository once, in REPO"
+
+
+def test_a_failed_install_says_so_in_one_line(tmp_path):
+    """The setup cell's install_gan_lib on a damaged wheel: one line naming what failed and the way out."""
+    install = next(n for n in ast.parse(setup_cell()).body if isinstance(n, ast.FunctionDef) and n.name == "install_gan_lib")
+    (tmp_path / "gan_lib-0.0.1-py3-none-any.whl").write_bytes(b"not a zip file")
+    script = "\n".join(["import glob, os, subprocess, sys", "REPO, REF = 'https://example.invalid/x', 'main'",
+                        ast.unparse(install), "install_gan_lib()"])
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", FORCE_COLOR="1")  # as in a kernel
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    message = done.stderr.strip()
+    assert done.returncode == 1 and "\n" not in message and "Traceback" not in message, done
+    assert "gan_lib-0.0.1-py3-none-any.whl (ERROR: Wheel" in message and "GAN_LIB_REPO" in message, message
+
+
+# ---------------------------------------------------------------- library cells
+
+
+def comments(text):
+    """The comments of a cell's source, one string each (IPython magics and all)."""
+    try:
+        return [t.string for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.COMMENT]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+
+
+def marker_problem(text):
+    """Why a code cell's library marker is broken or missing, or None when all is well."""
+    module = library_module(text)
+    first = text.splitlines()[0] if text else ""
+    if MARKER.match(first) and module is None:
+        return f"the first line names a file that is not in gan_lib/: {first!r}"
+    if module is None and any(MENTION.search(c) for c in comments(text)):
+        mention = next(c for c in comments(text) if MENTION.search(c))
+        return f"mentions {mention.strip()!r} in a comment, but its first line is not '# gan_lib/FILE.py'"
+    return None
+
+
+def library_module(text):
+    """FILE when the cell's first line is a valid '# gan_lib/FILE.py' marker (the file exists), else None."""
+    m = MARKER.match(text)
+    if m and os.path.isfile(os.path.join(ROOT, "gan_lib", f"{m.group(1)}.py")):
+        return m.group(1)
+    return None
+
+
+def _segment(text, node):
+    """A top-level statement's source, decorators included."""
+    start = node.decorator_list[0].lineno if getattr(node, "decorator_list", None) else node.lineno
+    return "\n".join(text.splitlines()[start - 1 : node.end_lineno]).strip()
+
+
+def drift(text, module):
+    """How a library cell differs from gan_lib/MODULE.py: a list of problems, empty when it matches."""
+    lib = importlib.import_module(f"gan_lib.{module}")
+    with open(os.path.join(ROOT, "gan_lib", f"{module}.py")) as f:
+        lib_text = f.read()
+    lib_tree = ast.parse(lib_text)
+    lib_defs = {n.name: _segment(lib_text, n) for n in lib_tree.body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    lib_statements = {_segment(lib_text, n) for n in lib_tree.body}
+    lib_imports = {ast.unparse(n) for n in lib_tree.body if isinstance(n, (ast.Import, ast.ImportFrom))}
+    try:
+        body = ast.parse(text).body
+    except SyntaxError as e:
+        return [f"the cell is not plain Python: {e}"]
+    if not body:
+        return ["a cell marked as library code holds no code"]
+    problems = []
+    for node in body:
+        shown = _segment(text, node)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name not in lib_defs:
+                problems.append(f"{node.name} is not defined at the top of gan_lib/{module}.py")
+            elif shown != lib_defs[node.name]:
+                problems.append(f"{node.name} in the notebook differs from gan_lib/{module}.py")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if ast.unparse(node) in lib_imports:
+                continue
+            namespace = {}
+            exec(compile(ast.Module([node], type_ignores=[]), "<cell>", "exec"), namespace)
+            for name, value in namespace.items():
+                if name != "__builtins__" and getattr(lib, name, object()) is not value:
+                    problems.append(f"`{shown}` binds {name}, which is not gan_lib.{module}.{name}")
+        elif shown not in lib_statements:
+            problems.append(f"`{shown.splitlines()[0]}` is not a top-level statement of gan_lib/{module}.py")
+    return problems
+
+
+def _code_cells():
     for path in NOTEBOOKS:
         for i, cell in enumerate(cells(path)):
-            m = MARKER.match(source(cell)) if cell["cell_type"] == "code" else None
-            if m:
-                yield pytest.param(path, i, m.group(1), id=f"{os.path.basename(path)}-cell{i}")
+            if cell["cell_type"] == "code":
+                yield path, i, source(cell)
+
+
+def _library_cells():
+    for path, i, text in _code_cells():
+        module = library_module(text)
+        if module:
+            yield pytest.param(path, i, module, id=f"{os.path.basename(path)}-cell{i}")
 
 
 @pytest.mark.parametrize("path,index,module", list(_library_cells()))
 def test_taught_code_matches_the_library(path, index, module):
-    text = source(cells(path)[index])
-    lib = importlib.import_module(f"gan_lib.{module}")
-    defs = [n for n in ast.parse(text).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-    assert defs, "a cell marked as library code defines nothing"
-    for node in defs:
-        shown = ast.get_source_segment(text, node, padded=True)
-        if node.decorator_list:
-            shown = "\n".join(text.splitlines()[node.decorator_list[0].lineno - 1 : node.end_lineno])
-        actual = inspect.getsource(getattr(lib, node.name))
-        assert shown.strip() == actual.strip(), f"{node.name} in the notebook differs from gan_lib/{module}.py"
+    problems = drift(source(cells(path)[index]), module)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_library_markers_are_valid(path):
+    """A cell that names gan_lib/FILE.py in a comment is a library cell, marked on its first line."""
+    problems = [f"cell {i}: {p}" for p_, i, text in _code_cells() if p_ == path for p in [marker_problem(text)] if p]
+    assert not problems, "\n".join(problems)
 
 
 def test_some_notebook_teaches_the_models():
     shown = {m for *_, m in (p.values for p in _library_cells())}
     assert "models" in shown and "training" in shown
+
+
+# ---------------------------------------------------------------- the checks above can fail
+
+
+def test_drift_catches_a_changed_constant_function_and_import():
+    good = '# gan_lib/toy.py\nimport numpy as np\n\nX_RANGE = (-0.5, 0.5)  # where the real x values lie\n'
+    assert drift(good, "toy") == []
+    assert drift(good.replace("-0.5, 0.5", "-1.0, 1.0"), "toy") == [
+        "`X_RANGE = (-1.0, 1.0)  # where the real x values lie` is not a top-level statement of gan_lib/toy.py"]
+    assert drift("# gan_lib/latent.py\nKINDS = ('linear',)\n", "latent")  # a constant that drifted
+    assert drift("# gan_lib/toy.py\nfrom gan_lib.data import generate_latent_points\n", "toy") == []  # toy uses it
+    assert drift("# gan_lib/toy.py\nfrom keras import ops as np\n", "toy") == [
+        "`from keras import ops as np` binds np, which is not gan_lib.toy.np"]
+    real = next(source(c) for c in cells(NOTEBOOKS[0]) if library_module(source(c)) == "toy" and "def coverage" in source(c))
+    assert drift(real, "toy") == []
+    assert drift(real.replace("counts > 0", "counts >= 0"), "toy") == ["coverage in the notebook differs from gan_lib/toy.py"]
+    assert drift("# gan_lib/toy.py\ndef nowhere():\n    pass\n", "toy") == ["nowhere is not defined at the top of gan_lib/toy.py"]
+    assert drift("# gan_lib/toy.py\n", "toy") == ["a cell marked as library code holds no code"]
+
+
+def test_broken_markers_are_caught():
+    assert marker_problem("# gan_lib/toy.py\nX = 1\n") is None
+    assert marker_problem("# gan_lib/toy.py  (the loop)\nX = 1\n") is None
+    assert marker_problem("x = 1  # nothing to do with the library\n") is None
+    assert "not in gan_lib/" in marker_problem("# gan_lib/trainig.py\ndef train(): pass\n")
+    assert "first line" in marker_problem("import numpy as np\n# gan_lib/toy.py\nX_RANGE = (-1, 1)\n")
+    assert "first line" in marker_problem("#gan_lib/toy.py\nX_RANGE = (-1, 1)\n")
+    assert "first line" in marker_problem("X_RANGE = (-1, 1)  # as in gan_lib/toy.py\n")
+    assert library_module("# gan_lib/trainig.py\n") is None and library_module("# gan_lib/toy.py\n") == "toy"
+
+
+def test_the_checkout_check_flags_new_and_changed_files():
+    spec = importlib.util.spec_from_file_location("top_conftest", os.path.join(ROOT, "conftest.py"))
+    top_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(top_conftest)
+    checkout_changes = top_conftest.checkout_changes
+    before = {"notebooks/06_training.ipynb": " M 1a2b3c", ".venv/": "!!"}
+    assert checkout_changes(before, dict(before)) == []
+    after = {**before, "stray.txt": "?? 9f9f9f", "outputs/06_training-20260101-120000/": "!!",
+             "gan_lib/__pycache__/": "!!", "notebooks/06_training.ipynb": " M 4d5e6f"}
+    assert checkout_changes(before, after) == [
+        "changed: notebooks/06_training.ipynb", "new:     outputs/06_training-20260101-120000/", "new:     stray.txt"]
+    assert checkout_changes(after, before) == [
+        "changed: notebooks/06_training.ipynb", "gone:    outputs/06_training-20260101-120000/", "gone:    stray.txt"]

@@ -1,6 +1,6 @@
 """The tutorial loop and the fused step side by side, in one process.
 
-    python benchmarks/speed.py [--repeats 5] [--steps 10] [--json FILE]
+    python benchmarks/speed.py [--repeats 5] [--steps 10] [--only cifar|toy] [--json FILE]
 
 Two workloads: the tutorial's CIFAR-10 models at batch 128 on 32x32x3 images
 (compute-bound on a CPU: convolutions dominate) and the 1-D toy GAN of notebook 01
@@ -26,12 +26,22 @@ from gan_lib.fused import FusedStep
 from gan_lib.training import train_step
 
 
-def workloads():
+def workloads(only=None):
     """name -> (g, d, gan, data, latent_dim, n_batch), freshly built and seeded."""
+    if only != "toy":
+        yield from cifar_workload()
+    if only != "cifar":
+        yield from toy_workload()
+
+
+def cifar_workload():
     gan_lib.set_seed(0)
     data = gan_lib.load_real_samples("shapes", limit=2048)
     d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
     yield "CIFAR-10 tutorial models, batch 128", (g, d, gan_lib.define_gan(g, d), data, 100, 128)
+
+
+def toy_workload():
     gan_lib.set_seed(0)
     points, _ = toy.generate_real_points(4096, np.random.default_rng(0))
     d, g = toy.define_toy_discriminator(), toy.define_toy_generator(5)
@@ -70,6 +80,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="iterations per timed round")
+    parser.add_argument("--only", choices=["cifar", "toy"], help="one workload (JAX's CIFAR loop is very slow on a CPU)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
     device = gan_lib.describe_device()  # 'backend NAME, accelerator: GPU NAMES' or 'backend NAME, no GPU: ...'
@@ -86,7 +97,7 @@ def main():
     print(", ".join(f"{k} {v}" for k, v in info.items()))
     print(f"{'workload':<40}{'loop s/it':>11}{'fused s/it':>12}{'loop img/s':>12}{'fused img/s':>13}{'ratio':>8}")
     rows = []
-    for name, (g, d, gan, data, latent_dim, n_batch) in workloads():
+    for name, (g, d, gan, data, latent_dim, n_batch) in workloads(args.only):
         t = measure(g, d, gan, data, latent_dim, n_batch, args.repeats, args.steps)
         row = {"workload": name, "loop_s": t["loop"], "fused_s": t["fused"], "loop_per_s": n_batch / t["loop"],
                "fused_per_s": n_batch / t["fused"], "ratio": t["loop"] / t["fused"]}

@@ -38,7 +38,7 @@ def build_parser():
                    help="set any control-panel key, e.g. --set label_smoothing=0.1 --set checkpoint_every=50. "
                    "Keys: " + ", ".join(DEFAULTS))
     t.add_argument("--fast", action="store_true", help="the fused step: one compiled function per batch with the "
-                   "data on the device, the tutorial's semantics (TensorFlow backend; panel key fast)")
+                   "data on the device, the tutorial's semantics (TensorFlow, JAX or torch; panel key fast)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
     g = sub.add_parser("generate", help="draw an n x n grid of new images with a trained generator")
     g.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder (uses its generator.keras) or a .keras file")
@@ -160,8 +160,11 @@ def main(argv=None):
     except Exception as e:
         if not out_of_memory(e):
             raise
-        print(f"error: out of memory ({type(e).__name__}); lower --batch, --latent-dim or the image size, "
-              "or use a machine with more memory", file=sys.stderr)
+        run_dir = getattr(args, "run_dir", None)
+        again = f"; a run that has a checkpoint continues with --resume {run_dir}" if run_dir else ""
+        print(f"error: out of memory ({type(e).__name__}); lower --batch, --latent-dim, the image size or --limit "
+              f"(--fast holds the whole dataset on the device), or use a machine with more memory{again}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         run_dir = getattr(args, "run_dir", None)

@@ -117,13 +117,6 @@ def no_grad():
     return contextlib.nullcontext()
 
 
-def gather(data, indices):
-    """data[indices] along the first axis, on the device."""
-    import keras
-
-    return keras.ops.take(data, indices, axis=0)
-
-
 def global_rng_state():
     """The backend's global random state where Keras layers draw from it, as a uint8 array; else None.
 

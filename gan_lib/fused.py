@@ -86,7 +86,7 @@ class FusedStep:
         half = self.n_batch // 2
         g, d = self.g_model, self.d_model
         idx = keras.random.randint((half,), 0, keras.ops.shape(self.data)[0], seed=self.seed)
-        x_real = backend.gather(self.data, idx)
+        x_real = keras.ops.take(self.data, idx, axis=0)
         x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=False)
         scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
         y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
@@ -102,14 +102,18 @@ class FusedStep:
         with backend.no_grad():  # torch: nothing outside value_and_gradients is recorded
             self.pending.append(self.step())
 
+    def sync(self):
+        """JAX: write the jitted state back into the Keras variables (elsewhere they are always current)."""
+        if self.jax is not None:
+            self.jax.sync()
+
     def read(self):
         """The values of the steps run since the last read, as dicts; one host transfer for all of them.
 
         On JAX the state goes back into the Keras variables too, so what follows (a
         checkpoint, a grid, a summary) sees the latest weights.
         """
-        if self.jax is not None:
-            self.jax.sync()
+        self.sync()
         if not self.pending:
             return []
         values = keras.ops.convert_to_numpy(keras.ops.stack(self.pending)).astype(np.float64)

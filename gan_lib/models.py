@@ -144,7 +144,7 @@ def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):
     run's panel.json) must agree with how the model was compiled (or, when
     resuming, with the optimizer the checkpoint restored), otherwise ValueError
     naming both, so a run's panel.json never misstates how it trained. Returns
-    the keys whose values changed.
+    (key, old value, new value) for each value it changed.
     """
     changed = []
     for model, lr_key, who in ((d_model, "d_lr", "discriminator"), (gan_model, "g_lr", "combined model (G's optimizer)")):
@@ -177,5 +177,5 @@ def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):
             else:
                 setattr(opt, attr, wanted)
                 model.train_function = None  # a Python float is baked into the traced step: trace it again
-            changed.append(key)
+            changed.append((key, current, wanted))
     return changed

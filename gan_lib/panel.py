@@ -23,7 +23,7 @@ DEFAULTS = {
     "seed": 1,  # seeds sampling; the command line also seeds weights and dropout (in Python: gan_lib.set_seed first)
     "deterministic": True,  # command line: ask the backend for deterministic kernels (in Python: set_seed's argument)
     # speed
-    "fast": False,  # one compiled step per batch, data on the device (TensorFlow); False = the tutorial's loop
+    "fast": False,  # one compiled step per batch, data on the device; False = the tutorial's loop
     # best practices from the tutorial (off by default)
     "label_smoothing": 0.0,  # real labels become 1 - label_smoothing (one-sided smoothing, e.g. 0.1)
     "label_noise": 0.0,  # fraction of D's labels flipped at random each step (e.g. 0.05)

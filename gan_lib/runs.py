@@ -122,8 +122,10 @@ class RunLock:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            owner = f.read().strip() or "another process"
+            owner = f.read().strip()
             f.close()
+            if not _alive(owner):  # the line of a holder that has since ended (the new one has not written yet)
+                owner = "another process"
             raise ValueError(
                 f"run {os.path.dirname(self.path)!r} is being trained by {owner}; wait for it to finish or "
                 "stop it first (two processes on one run would overwrite each other's checkpoints)"
@@ -144,3 +146,17 @@ class RunLock:
         if self.file is not None:
             self.file.close()  # closing releases the lock
             self.file = None
+
+
+def _alive(owner):
+    """Whether the 'process PID (started ...)' line names a process that still runs."""
+    parts = owner.split()
+    if len(parts) < 2 or parts[0] != "process" or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        pass
+    return True

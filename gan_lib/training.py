@@ -9,7 +9,9 @@ continues exactly where the killed one stopped.
 
 import contextlib
 import dataclasses
+import errno
 import os
+import shutil
 import sys
 
 import keras
@@ -118,9 +120,9 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     """
     overrides = {k: v for k, v in (("latent_dim", latent_dim), ("n_epochs", n_epochs), ("n_batch", n_batch)) if v is not None}
     given = {**(panel or {}), **overrides}
-    explicit = set(given)  # keys the caller chose, as opposed to defaults
     if given.get("load_weights") and run_dir and is_run(run_dir):
         given = {**load_panel(run_dir), "epochs": 0, **given}  # a resumed run keeps its own settings unless told
+    explicit = set(given)  # keys the caller chose or the run recorded, as opposed to defaults
     panel = check_panel(given)
     dataset = check_images(dataset, name="dataset")
     if panel["n_batch"] > len(dataset):
@@ -129,7 +131,6 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
             "lower n_batch or use more images"
         )
     check_models(g_model, d_model, dataset, panel["latent_dim"])
-    check_mirror(panel["mirror_dir"])
     run_dir = run_dir or new_run_dir()
     models = (g_model, d_model, gan_model)
     if panel["load_weights"] and not is_run(run_dir):
@@ -138,16 +139,26 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     if not panel["load_weights"] and is_run(run_dir):
         raise ValueError(f"{run_dir!r} already holds a run; resume it with load_weights=True (--resume) "
                          "or choose another folder")
+    check_mirror(panel["mirror_dir"])
     if not panel["load_weights"]:
         apply_panel_optimizers(d_model, gan_model, panel, explicit)  # before the folder exists
     fused = FusedStep(g_model, d_model, gan_model, dataset, panel) if panel["fast"] else None
-    with RunLock(run_dir) as lock, _writing(run_dir):
-        run = start_or_resume(models, panel, run_dir, explicit, verbose, fused)
-        lock.claim()  # from here on this process writes the run: say so in the lock file
-        save_panel(run_dir, panel)
-        for epoch in range(run.epoch0, panel["n_epochs"]):
-            train_epoch(run, dataset, epoch, verbose)
-            end_epoch(run, dataset, epoch, verbose)
+    created = not os.path.exists(run_dir)
+    try:
+        with RunLock(run_dir) as lock, _writing(run_dir):
+            run = start_or_resume(models, panel, run_dir, explicit, verbose, fused)
+            lock.claim()  # from here on this process writes the run: say so in the lock file
+            save_panel(run_dir, panel)
+            for epoch in range(run.epoch0, panel["n_epochs"]):
+                train_epoch(run, dataset, epoch, verbose)
+                end_epoch(run, dataset, epoch, verbose)
+    except BaseException:
+        if created and not is_run(run_dir):  # a new run that failed before it wrote anything: leave no folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        if fused is not None:
+            fused.sync()  # interrupted mid-epoch on JAX: the models still hold the latest weights
     return run.history
 
 
@@ -169,7 +180,7 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None):
                 f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
                 "resumes with its own value (drop the override)"
             )
-    meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose, extra=fused.variables if fused else ())
+    meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose, extra=fused.variables if fused else [])
     if panel["epochs"] and panel["epochs"] != meta["epoch"]:
         raise ValueError(
             f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run_dir!r} has "
@@ -185,8 +196,8 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None):
     rng.bit_generator.state = meta["rng"]
     if verbose:
         print(f"resuming {run_dir} from {os.path.basename(path)}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
-        for key in dict.fromkeys(changed):
-            print(f"{key} is now {panel[key]:g} (was {saved[key]:g} in panel.json)")
+        for key, old, new in dict.fromkeys(changed):
+            print(f"{key} is now {new:g} (the checkpoint's optimizer had {old:g})")
     return Run(run_dir, panel, models, rng, fixed_z, history_rows(rows), meta["epoch"], meta["batch"], fused)
 
 
@@ -271,8 +282,12 @@ def _writing(run_dir):
     try:
         yield
     except OSError as e:
-        raise OSError(f"could not write to {run_dir} ({e.strerror or e}); its last checkpoint is intact: "
-                      f"free some space, then resume with: python -m gan_lib train --resume {run_dir}") from None
+        fix = "free some space" if e.errno == errno.ENOSPC else "check that the folder exists and can be written"
+        if list_checkpoints(run_dir):
+            then = f"its last checkpoint is intact: {fix}, then resume with: python -m gan_lib train --resume {run_dir}"
+        else:
+            then = f"it has no checkpoint yet: {fix}, then start it again with: python -m gan_lib train --resume {run_dir}"
+        raise OSError(f"could not write to {run_dir} ({e.strerror or e}); {then}") from None
 
 
 def _stop(run, message):

@@ -115,6 +115,7 @@ gan_model = gan_lib.define_gan(g, d)
 step = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, label_noise=0.1))
 bd, bg = snap(d), snap(g)
 step()
+snap(d), snap(g)  # between reads the Keras variables still hold valid (not donated) arrays
 step.read()  # writes the jitted state back into the Keras variables
 assert changed(bd, snap(d)) and changed(bg, snap(g)), "fused step: a model did not learn"
 d.optimizer.learning_rate = 0.0

@@ -163,3 +163,24 @@ def test_two_processes_on_one_run(tmp_path):
     third = run_cli("train", "--resume", run_dir, "--epochs", str(done + 1), "--quiet")
     assert third.returncode == 0, third.stderr
     assert gan_lib.read_history(run_dir)[-1]["epoch"] == done + 1
+
+
+def test_a_new_run_that_cannot_write_its_first_file_leaves_no_folder(shapes_small, tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gan_lib.training, "save_panel", full)
+    g, d, gan = models()
+    with pytest.raises(OSError, match="it has no checkpoint yet: free some space"):
+        gan_lib.train(g, d, gan, shapes_small[:64], 100, n_epochs=1, n_batch=32, run_dir=str(tmp_path / "r"), verbose=0)
+    assert not (tmp_path / "r").exists()  # so --out can use the name again
+
+
+def test_the_lock_message_never_names_a_process_that_has_ended(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    with RunLock(str(tmp_path)):  # held, not yet claimed: the file still has the last holder's line
+        (tmp_path / ".lock").write_text(f"process {ended.pid} (started 2026-01-01 00:00:00)\n")
+        with pytest.raises(ValueError, match="is being trained by another process;"):
+            with RunLock(str(tmp_path)):
+                pass

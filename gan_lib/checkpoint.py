@@ -85,7 +85,7 @@ def restore_checkpoint(run_dir, models, verbose=True, extra=()):
     """Load the newest readable checkpoint of run_dir into the models.
 
     Falls back to an older checkpoint, with a message, when the newest is
-    corrupt. Returns (meta, fixed_z, history, path): history is the float array
+    corrupt; the unreadable ones are renamed *.npz.unreadable. Returns (meta, fixed_z, history, path): history is the float array
     (steps, columns) the checkpoint stores. ValueError when the folder is not a
     run, holds no readable checkpoint, or the checkpoint is of another architecture.
     """
@@ -107,6 +107,8 @@ def restore_checkpoint(run_dir, models, verbose=True, extra=()):
                 print(f"skipping {path}: unreadable; trying the one before")
     else:
         raise ValueError(f"no readable checkpoint in {run_dir!r}: " + "; ".join(errors))
+    for bad in paths[len(paths) - len(errors):]:  # set aside, kept for inspection: pruning must never keep
+        os.replace(bad, bad + ".unreadable")      # them in place of good checkpoints
     variables = training_variables(*models, extra=extra)
     shapes = [tuple(v.shape) for v in variables]
     saved = [tuple(s) for s in meta["shapes"]]

@@ -145,6 +145,8 @@ def test_corrupt_checkpoints(trained_run, tmp_path):
         f.truncate(os.path.getsize(newest) // 2)
     meta, _, _, used = resume(run_dir)  # falls back to the one before
     assert used == older and (meta["epoch"], meta["batch"]) == (0, 2)
+    # the unreadable one is set aside, so pruning can never keep it and drop the good one
+    assert gan_lib.list_checkpoints(run_dir) == [older] and os.path.exists(newest + ".unreadable")
     with open(older, "wb") as f:
         f.write(b"garbage")
     with pytest.raises(ValueError, match="no readable checkpoint.*truncated or corrupt"):
@@ -177,3 +179,24 @@ def test_mirror_copies_the_run_and_drops_old_checkpoints(trained_run, tmp_path):
     gan_lib.mirror_run(run_dir, str(drive))
     assert sorted(os.listdir(os.path.join(mirrored, "checkpoints"))) == ["ckpt-0001-00000.npz"]
     resume(mirrored)  # the mirror is a run that can be resumed
+
+
+def test_a_resume_past_a_corrupt_checkpoint_with_keep_1_keeps_a_good_one(trained_run, shapes_small, tmp_path,
+                                                                         monkeypatch):
+    run_dir = str(tmp_path / "copy")
+    shutil.copytree(trained_run[0], run_dir)
+    newest = gan_lib.list_checkpoints(run_dir)[-1]  # ckpt-0001-00000, after ckpt-0000-00002
+    with open(newest, "r+b") as f:
+        f.truncate(os.path.getsize(newest) // 2)
+
+    def killed(*args, **kwargs):  # the runtime dies after the epoch's last batch, before its end-of-epoch save
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gan_lib.training, "end_epoch", killed)
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    with pytest.raises(KeyboardInterrupt):  # resumes at batch 3: saves ckpt-0000-00003 and prunes to one
+        gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small, 100, n_epochs=2, run_dir=run_dir, verbose=0,
+                      panel={"load_weights": True, "keep_checkpoints": 1, "checkpoint_every": 1})
+    (kept,) = gan_lib.list_checkpoints(run_dir)
+    assert os.path.basename(kept) == "ckpt-0000-00003.npz"  # not the unreadable ckpt-0001-00000
+    checkpoint.read_checkpoint(kept)  # readable: the run can go on

@@ -12,6 +12,8 @@ import jax
 import keras
 import numpy as np
 
+from .fused import bce
+
 
 class JaxStep:
     """Same contract as fused.FusedStep's compiled step: call it, then `values` holds the device vector."""
@@ -55,12 +57,12 @@ class JaxStep:
 
         def d_loss(d_tv, d_ntv, x, y):
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)
-            return f.loss(y, p), d_ntv
+            return bce(y, p), d_ntv
 
         def g_loss(g_tv, g_ntv, d_ntv, z):
             x, g_ntv = g.stateless_call(g_tv, g_ntv, z, training=True)
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)  # D's weights: inputs, not differentiated
-            return f.loss(keras.ops.ones((f.n_batch, 1)), p), (g_ntv, d_ntv)
+            return bce(keras.ops.ones((f.n_batch, 1)), p), (g_ntv, d_ntv)
 
         losses = []
         for x, y in ((x_real, y_real), (x_fake, y_fake)):  # two D updates, as the tutorial does

@@ -137,8 +137,7 @@ def mirror_run(run_dir, mirror_root):
     run_dir = os.path.abspath(run_dir)
     dest_dir = os.path.join(mirror_root, os.path.basename(run_dir))
     for src in glob.glob(os.path.join(run_dir, "**", "*"), recursive=True):
-        name = os.path.basename(src)
-        if os.path.isdir(src) or name.startswith("."):  # .tmp-* half-written files, the .lock (glob skips them anyway)
+        if os.path.isdir(src):  # glob skips dot files: .tmp-* half-written files and the .lock stay behind
             continue
         dst = os.path.join(dest_dir, os.path.relpath(src, run_dir))
         stat = os.stat(src)

@@ -57,8 +57,6 @@ class FusedStep:
             self.step, self.variables = backend.compile_step(self._step), [self.seed.state]
         self.pending = []  # device vectors not yet read back
 
-    loss = staticmethod(bce)
-
     def labels(self, value, n, uniform):
         """n labels of `value` (1 or 0), flipped where uniform (n, 1) < label_noise; real ones smoothed."""
         y = keras.ops.full((n, 1), value * (1.0 - self.smoothing) if value else 0.0)

@@ -1,4 +1,4 @@
-"""The same library on a second backend (torch, CPU): the weight-change proofs, a short run, the fused step.
+"""Other backends: torch (CPU) passes the weight-change proofs and a short run; the fused step on torch and JAX.
 
 The backend is fixed when Keras is imported, so this runs in a fresh process.
 """
@@ -12,12 +12,13 @@ import pytest
 
 from conftest import ROOT
 
-SCRIPT = r'''
+# What both scripts start with: the backend the test asked for, weight snapshots, a little data.
+PRELUDE = r'''
 import os, sys
 import numpy as np
 import keras
 import gan_lib
-assert keras.backend.backend() == "torch", keras.backend.backend()
+assert keras.backend.backend() == os.environ["KERAS_BACKEND"], keras.backend.backend()
 
 def snap(m):
     return [keras.ops.convert_to_numpy(v) for v in m.weights]
@@ -25,8 +26,11 @@ def snap(m):
 def changed(a, b):
     return any(not np.array_equal(x, y) for x, y in zip(a, b))
 
-rng = np.random.default_rng(0)
 data = gan_lib.load_real_samples("shapes", limit=64)
+'''
+
+SCRIPT = PRELUDE + r'''
+rng = np.random.default_rng(0)
 for first_combined in (True, False):
     gan_lib.set_seed(0)
     d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
@@ -51,36 +55,6 @@ history = gan_lib.train(g, d, gan_lib.define_gan(g, d), data, 100, n_epochs=1, n
 assert len(history) == 2 and all(np.isfinite(r["g_loss"]) for r in history)
 assert os.path.exists(os.path.join(sys.argv[1], "generator.keras"))
 
-# the fused step (panel key fast) on torch: D and G learn, G's step leaves D alone, and
-# 2 epochs straight equal 1 epoch + a resumed one, bit for bit
-from gan_lib.fused import FusedStep
-gan_lib.set_seed(2)
-d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
-gan_model = gan_lib.define_gan(g, d)
-step = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16))
-bd, bg = snap(d), snap(g)
-step()
-assert changed(bd, snap(d)) and changed(bg, snap(g)), "fused step: a model did not learn"
-d.optimizer.learning_rate = 0.0
-bd = snap(d)
-step()
-assert not changed(bd, snap(d)), "fused step: G's update moved D"
-assert all(np.isfinite(list(r.values())).all() for r in step.read())
-
-def fast_run(run_dir, epochs, resume=False):
-    gan_lib.set_seed(3)
-    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
-    panel = {"fast": True, "n_samples": 8, "load_weights": resume, "summarization": 1}  # the same draws either way
-    return gan_lib.train(g, d, gan_lib.define_gan(g, d), data, 100, n_epochs=epochs, n_batch=32,
-                         run_dir=run_dir, verbose=0, panel=panel)
-
-straight = fast_run(sys.argv[1] + "-fast-a", 2)
-fast_run(sys.argv[1] + "-fast-b", 1)
-assert fast_run(sys.argv[1] + "-fast-b", 2, resume=True) == straight
-last = "checkpoints/ckpt-0002-00000.npz"
-with np.load(os.path.join(sys.argv[1] + "-fast-a", last)) as a, np.load(os.path.join(sys.argv[1] + "-fast-b", last)) as b:
-    bad = [k for k in a.files if not np.array_equal(a[k], b[k])]
-    assert not bad, f"fused step: resumed state differs in {bad}"
 print("torch backend OK")
 '''
 
@@ -94,29 +68,16 @@ def test_torch_backend_trains_both_models(tmp_path):
     assert "torch backend OK" in result.stdout
 
 
-JAX_SCRIPT = r'''
-import os, sys
-import numpy as np
-import keras
-import gan_lib
+FUSED_SCRIPT = PRELUDE + r'''
 from gan_lib.fused import FusedStep
-assert keras.backend.backend() == "jax", keras.backend.backend()
-
-def snap(m):
-    return [keras.ops.convert_to_numpy(v) for v in m.weights]
-
-def changed(a, b):
-    return any(not np.array_equal(x, y) for x, y in zip(a, b))
-
-data = gan_lib.load_real_samples("shapes", limit=64)
 gan_lib.set_seed(2)
 d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
 gan_model = gan_lib.define_gan(g, d)
 step = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, label_noise=0.1))
 bd, bg = snap(d), snap(g)
 step()
-snap(d), snap(g)  # between reads the Keras variables still hold valid (not donated) arrays
-step.read()  # writes the jitted state back into the Keras variables
+snap(d), snap(g)  # between reads the Keras variables hold valid arrays (JAX: not donated)
+step.read()  # JAX: writes the jitted state back into the Keras variables
 assert changed(bd, snap(d)) and changed(bg, snap(g)), "fused step: a model did not learn"
 d.optimizer.learning_rate = 0.0
 bd = snap(d)
@@ -138,14 +99,17 @@ last = "checkpoints/ckpt-0002-00000.npz"
 with np.load(os.path.join(sys.argv[1] + "-a", last)) as a, np.load(os.path.join(sys.argv[1] + "-b", last)) as b:
     bad = [k for k in a.files if not np.array_equal(a[k], b[k])]
     assert not bad, f"fused step: resumed state differs in {bad}"
-print("jax fused step OK")
+print("fused step OK")
 '''
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (pip install jax)")
-def test_jax_fused_step_learns_and_resumes_exactly(tmp_path):
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "run")], cwd=ROOT, env=env,
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_fused_step_learns_and_resumes_exactly(name, tmp_path):
+    """D and G learn, G's update leaves D alone, 2 epochs straight equal 1 + a resumed one, bit for bit."""
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed (pip install {name})")
+    env = dict(os.environ, KERAS_BACKEND=name, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", FUSED_SCRIPT, str(tmp_path / "run")], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "jax fused step OK" in result.stdout
+    assert "fused step OK" in result.stdout

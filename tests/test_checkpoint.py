@@ -22,21 +22,23 @@ FINAL = "ckpt-0002-00000.npz"
 
 def final_state(run_dir):
     with np.load(os.path.join(run_dir, "checkpoints", FINAL)) as z:
-        return {k: z[k] for k in z.files if k != "meta"}
+        return {k: z[k] for k in z.files}
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+@pytest.fixture(scope="module", params=[[], ["--fast"]], ids=["loop", "fast"])
+def reference(request, tmp_path_factory):
+    """An unbroken tiny run with the tutorial loop, and one with the fused step: (run folder, its arguments)."""
+    args = TINY + request.param
     run_dir = str(tmp_path_factory.mktemp("ref") / "run")
-    result = run_cli(*TINY, "--out", run_dir)
+    result = run_cli(*args, "--out", run_dir)
     assert result.returncode == 0, result.stderr
-    return run_dir
+    return run_dir, args
 
 
-def kill_after(run_dir, target, extra_delay):
-    """Start the tiny run and SIGKILL it once checkpoint `target` exists, plus a delay (mid-step, mid-save...)."""
+def kill_after(args, run_dir, target, extra_delay):
+    """Start the run and SIGKILL it once checkpoint `target` exists, plus a delay (mid-step, mid-save...)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen([sys.executable, "-m", "gan_lib", *TINY, "--out", run_dir], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gan_lib", *args, "--out", run_dir], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder = os.path.join(run_dir, "checkpoints")
     deadline = time.time() + 240
@@ -53,8 +55,10 @@ def kill_after(run_dir, target, extra_delay):
 @pytest.mark.parametrize("target,delay", [("ckpt-0000-00001.npz", 0.0), ("ckpt-0000-00002.npz", 0.15),
                                           ("ckpt-0001-00000.npz", 0.0), ("ckpt-0001-00001.npz", 0.05)])
 def test_killed_run_resumes_bit_identical(reference, tmp_path, target, delay):
+    """Every variable (the fused step's RNG state too), the history and the meta, after a SIGKILL and --resume."""
+    reference, args = reference
     run_dir = str(tmp_path / "run")
-    code = kill_after(run_dir, target, delay)
+    code = kill_after(args, run_dir, target, delay)
     assert code == -signal.SIGKILL, "the run finished before it could be killed; the test proves nothing"
     assert not os.path.exists(os.path.join(run_dir, "checkpoints", FINAL))
     result = run_cli("train", "--resume", run_dir, "--quiet")

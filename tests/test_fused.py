@@ -1,23 +1,17 @@
-"""The fused step (panel key fast): the tutorial's semantics in one compiled function, with every guarantee of the loop."""
+"""The fused step (panel key fast): the tutorial's semantics in one compiled function, with every guarantee of the loop.
+
+Its SIGKILL-and-resume proof is in test_checkpoint.py, beside the loop's; other backends in test_backends.py.
+"""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
 import gan_lib
-from conftest import ROOT, changed, run_cli, snapshot
+from conftest import changed, snapshot
 from gan_lib import backend, fused
-
-# 96 images / 32 per batch = 3 batches an epoch, 2 epochs, a checkpoint after every batch
-TINY = ["train", "--fast", "--dataset", "shapes", "--limit", "96", "--batch", "32", "--epochs", "2", "--seed", "5",
-        "--quiet", "--set", "checkpoint_every=1", "--set", "keep_checkpoints=3", "--set", "n_samples=8"]
-FINAL = "ckpt-0002-00000.npz"
 
 
 def models(seed=3):
@@ -120,33 +114,3 @@ def test_other_backends_are_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
     with pytest.raises(ValueError, match="runs on TensorFlow, JAX and torch, not on numpy.* fast=False"):
         backend.compile_step(lambda: None)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    run_dir = str(tmp_path_factory.mktemp("ref") / "run")
-    result = run_cli(*TINY, "--out", run_dir)
-    assert result.returncode == 0, result.stderr
-    return run_dir
-
-
-@pytest.mark.parametrize("target,delay", [("ckpt-0000-00001.npz", 0.0), ("ckpt-0001-00000.npz", 0.0),
-                                          ("ckpt-0001-00001.npz", 0.05)])
-def test_killed_fast_run_resumes_bit_identical(reference, tmp_path, target, delay):
-    run_dir = str(tmp_path / "run")
-    proc = subprocess.Popen([sys.executable, "-m", "gan_lib", *TINY, "--out", run_dir], cwd=ROOT,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not os.path.exists(os.path.join(run_dir, "checkpoints", target)):
-        time.sleep(0.02)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed; the test proves nothing"
-    assert not os.path.exists(os.path.join(run_dir, "checkpoints", FINAL))
-    result = run_cli("train", "--resume", run_dir, "--quiet")
-    assert result.returncode == 0, result.stderr
-    with np.load(os.path.join(reference, "checkpoints", FINAL)) as a, np.load(os.path.join(run_dir, "checkpoints", FINAL)) as b:
-        assert a.files == b.files
-        for key in a.files:  # every variable (the fused step's RNG state included), the history, the meta
-            assert np.array_equal(a[key], b[key]), key

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ log lines too; a
 with quiet_fd2():
     import keras  # noqa: F401  (imports the backend, TensorFlow by default)
 
-from .backend import describe_device, set_seed
+from .backend import describe_device, distribute, set_seed
 from .checkpoint import list_checkpoints, mirror_run, restore_checkpoint
 from .data import (
     CIFAR10_CLASSES,

@@ -74,8 +74,12 @@ def cmd_train(args):
     panel = panel_from_args(args)
     if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise ValueError("--resume continues a run in its own folder; leave out --out")
+    from . import backend
+
     run_dir = args.resume or args.out
-    if run_dir is None:
+    if not backend.is_chief():
+        pass  # a multi-worker run's other workers write nothing: the chief makes and checks the folder
+    elif run_dir is None:
         from .runs import new_run_dir
 
         name = "".join(c if c.isalnum() else "_" for c in os.path.basename(os.path.normpath(panel["dataset"])))
@@ -87,15 +91,18 @@ def cmd_train(args):
 
     from . import data, models, training
 
+    backend.strategy(panel["devices"])  # first: TensorFlow's multi-worker engine must start before anything else
     x = data.load_real_samples(panel["dataset"], panel["limit"])  # before any folder is made
     training.set_seed(panel["seed"], panel["deterministic"])
-    d_model = models.define_discriminator(x.shape[1:], lr=panel["d_lr"], beta_1=panel["beta_1"])
-    g_model = models.define_generator(panel["latent_dim"], out_shape=x.shape[1:])
-    gan_model = models.define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
-    if not args.quiet:
+    with backend.distribute(panel["devices"]):  # the models' variables live on every device they train on
+        d_model = models.define_discriminator(x.shape[1:], lr=panel["d_lr"], beta_1=panel["beta_1"])
+        g_model = models.define_generator(panel["latent_dim"], out_shape=x.shape[1:])
+        gan_model = models.define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
+    if not args.quiet and backend.is_chief():
         print(f"training on {panel['dataset']}: {len(x)} images {x.shape[1:]}, writing to {run_dir}")
     training.train(g_model, d_model, gan_model, x, panel=panel, run_dir=run_dir, verbose=0 if args.quiet else 1)
-    print(f"done: {run_dir} (generator.keras, generated_plot_e*.png, history.csv)")
+    if backend.is_chief():
+        print(f"done: {run_dir} (generator.keras, generated_plot_e*.png, history.csv)")
 
 
 def load_generator(path):

@@ -137,3 +137,157 @@ def set_global_rng_state(state):
     import torch
 
     torch.set_rng_state(torch.from_numpy(state.copy()))
+
+
+# ---------------------------------------------------------------- several devices, through the framework's engine
+
+_STRATEGIES = {}  # devices -> strategy: one per process (TensorFlow wants its strategies made once, early)
+
+
+def strategy(devices=1):
+    """The framework's engine for data-parallel training on `devices` (0 = all visible), or None for one device.
+
+    TensorFlow: tf.distribute.MirroredStrategy over that many GPUs (logical CPU devices where
+    there is no GPU, as the tests set up), or MultiWorkerMirroredStrategy where the TF_CONFIG
+    variable names several workers (every local GPU of each worker). JAX:
+    keras.distribution.DataParallel. torch: one device only.
+    """
+    if devices in _STRATEGIES:
+        return _STRATEGIES[devices]
+    import keras
+
+    name = keras.backend.backend()
+    if name == "tensorflow" and _workers() > 1:
+        import tensorflow as tf
+
+        made = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        found = _devices(name)
+        if devices > len(found):
+            raise ValueError(f"panel key 'devices' is {devices} but this machine shows {len(found)} "
+                             f"({', '.join(found)}); set devices={len(found)}, or 0 for all of them")
+        chosen = found[:devices or len(found)]
+        if len(chosen) == 1:
+            made = None
+        elif name == "tensorflow":
+            import tensorflow as tf
+
+            made = tf.distribute.MirroredStrategy(chosen)
+        elif name == "jax":
+            import jax
+
+            made = keras.distribution.DataParallel(devices=[d for d in jax.devices() if str(d) in chosen])
+        else:
+            raise ValueError(f"panel key 'devices' > 1 runs on TensorFlow (tf.distribute) and JAX "
+                             f"(keras.distribution), not on {name}; set devices=1, or KERAS_BACKEND=tensorflow")
+    _STRATEGIES[devices] = made
+    return made
+
+
+def _workers():
+    """How many workers the TF_CONFIG variable names (1 without it)."""
+    import json
+
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", [])) or 1
+
+
+def _devices(name):
+    """The devices data parallelism can use: the GPUs, else the CPU devices (several only where set up so)."""
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+    if name == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices()]
+    return ["the default device"]
+
+
+@contextlib.contextmanager
+def distribute(devices=1):
+    """Build models inside this to train them on `devices` (panel key devices; 1 = no distribution).
+
+        with gan_lib.distribute(2):
+            d_model = define_discriminator(); g_model = define_generator(100); gan_model = define_gan(g_model, d_model)
+    """
+    made = strategy(devices)
+    if made is None:
+        yield
+        return
+    with made.scope():
+        yield
+
+
+def distribute_like(made):
+    """made.scope() (variables made inside live where the strategy's do), or a context that does nothing."""
+    return made.scope() if made is not None else contextlib.nullcontext()
+
+
+def model_strategy(model):
+    """The tf.distribute strategy a model's variables were made under, or None (one device, or not TensorFlow)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or not model.weights:
+        return None
+    import tensorflow as tf
+
+    value = model.weights[0].value
+    return value.distribute_strategy if isinstance(value, tf.distribute.DistributedValues) else None
+
+
+def strategy_size(made):
+    """How many replicas a strategy (or keras Distribution) trains on; 1 for None."""
+    if made is None:
+        return 1
+    if hasattr(made, "num_replicas_in_sync"):  # tf.distribute
+        return made.num_replicas_in_sync
+    return made.device_mesh.devices.size  # keras.distribution
+
+
+def replicas(model):
+    """How many devices (replicas, over all workers) a model's variables are spread over."""
+    import keras
+
+    if not model.weights:
+        return 1
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        made = model_strategy(model)
+        return made.num_replicas_in_sync if made else 1
+    if name == "jax":
+        return len(model.weights[0].value.sharding.device_set)
+    return 1
+
+
+def is_chief():
+    """True where this process writes the run: always, except on the non-chief workers of a multi-worker run."""
+    import json
+
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task", {})
+    if _workers() == 1 or not task:
+        return True
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and task.get("index", 0) == 0
+
+
+def on_replicas(made, fn, batches):
+    """fn(*shares, n) once per device, each on its share (axis 0) of every batch; the sum of what they return.
+
+    n is the number of replicas: fn divides its mean losses by n, so the gradients,
+    summed across devices by the optimizer, and the returned losses are those of the
+    whole batch. Without a strategy: fn(*batches, 1).
+    """
+    if made is None:
+        return fn(*batches, 1)
+    import tensorflow as tf
+
+    def share(*batches):
+        context = tf.distribute.get_replica_context()
+        n, i = context.num_replicas_in_sync, context.replica_id_in_sync_group
+        return fn(*[b[i * (b.shape[0] // n):(i + 1) * (b.shape[0] // n)] for b in batches], n)
+
+    return made.reduce(tf.distribute.ReduceOp.SUM, made.run(share, args=tuple(batches)), axis=None)

@@ -26,6 +26,7 @@ class JaxStep:
         self.groups = [g.trainable_variables, g.non_trainable_variables, d.trainable_variables,
                        d.non_trainable_variables, d.optimizer.variables, gan.optimizer.variables, [self.key]]
         self.state = None
+        self.batch = batch_sharding(d)  # several devices: each batch split over them along axis 0
         self.jitted = jax.jit(self._step)  # no buffer donation: the Keras variables keep valid values between syncs
 
     def __call__(self):
@@ -54,6 +55,10 @@ class JaxStep:
         scores = scores.reshape(-1)
         y_real = f.labels(1.0, half, jax.random.uniform(k_real_flip, (half, 1)))
         y_fake = f.labels(0.0, half, jax.random.uniform(k_fake_flip, (half, 1)))
+        z = jax.random.normal(k_gen, (f.n_batch, f.latent_dim))
+        if self.batch is not None:  # data parallel: XLA splits the work by these and adds up the gradients
+            x_real, x_fake, y_real, y_fake, z = (jax.lax.with_sharding_constraint(a, self.batch)
+                                                 for a in (x_real, x_fake, y_real, y_fake, z))
 
         def d_loss(d_tv, d_ntv, x, y):
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)
@@ -69,8 +74,17 @@ class JaxStep:
             (loss, d_ntv), grads = jax.value_and_grad(d_loss, has_aux=True)(d_tv, d_ntv, x, y)
             d_tv, d_opt = d.optimizer.stateless_apply(d_opt, grads, d_tv)
             losses.append(loss)
-        z = jax.random.normal(k_gen, (f.n_batch, f.latent_dim))
         (loss, (g_ntv, d_ntv)), grads = jax.value_and_grad(g_loss, has_aux=True)(g_tv, g_ntv, d_ntv, z)
         g_tv, g_opt = f.gan_model.optimizer.stateless_apply(g_opt, grads, g_tv)
         values = f.values(losses[0], losses[1], loss, scores[:half], scores[half:])
         return [g_tv, g_ntv, d_tv, d_ntv, d_opt, g_opt, [key]], values
+
+
+def batch_sharding(model):
+    """A sharding that splits axis 0 over the devices model's variables are replicated on
+    (keras.distribution.DataParallel), or None where they live on one device."""
+    sharding = model.weights[0].value.sharding
+    if len(sharding.device_set) == 1:
+        return None
+    mesh = sharding.mesh
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))

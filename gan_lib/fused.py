@@ -43,9 +43,15 @@ class FusedStep:
         self.seed_value = panel["seed"]
         self.latent_dim, self.n_batch = panel["latent_dim"], panel["n_batch"]
         self.smoothing, self.noise = panel["label_smoothing"], panel["label_noise"]
-        for model in (d_model, gan_model):  # optimizer variables must exist before tracing
-            if not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
+        self.strategy = backend.model_strategy(d_model)  # TensorFlow's tf.distribute engine, or None
+        with backend.distribute_like(self.strategy):  # new variables live where the models' do
+            for model in (d_model, gan_model):  # optimizer variables must exist before tracing
+                if not model.optimizer.built:
+                    model.optimizer.build(model.trainable_variables)
+            self._make_step(panel)
+        self.pending = []  # device vectors not yet read back
+
+    def _make_step(self, panel):
         if keras.backend.backend() == "jax":
             from .backend_jax import JaxStep
 
@@ -55,7 +61,6 @@ class FusedStep:
             self.jax = None
             self.seed = keras.random.SeedGenerator(panel["seed"], name="fused_step_seed")
             self.step, self.variables = backend.compile_step(self._step), [self.seed.state]
-        self.pending = []  # device vectors not yet read back
 
     def labels(self, value, n, uniform):
         """n labels of `value` (1 or 0), flipped where uniform (n, 1) < label_noise; real ones smoothed."""
@@ -88,13 +93,20 @@ class FusedStep:
         x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=False)
         scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
         y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
-        d_vars = d.trainable_variables
-        d1 = self._learn(d, d_vars, lambda: bce(y_real, d(x_real, training=True)))
-        d2 = self._learn(d, d_vars, lambda: bce(y_fake, d(x_fake, training=True)))
         z = keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed)
-        ones = keras.ops.ones((self.n_batch, 1))
-        g_loss = self._learn(self.gan_model, g.trainable_variables, lambda: bce(ones, d(g(z, training=True), training=True)))
+        # the updates: once per device on its share of each batch (on one device, all of it)
+        d1, d2, g_loss = keras.ops.unstack(backend.on_replicas(self.strategy, self._updates, (x_real, x_fake, y_real, y_fake, z)))
         return self.values(d1, d2, g_loss, scores[:half], scores[half:])
+
+    def _updates(self, x_real, x_fake, y_real, y_fake, z, n):
+        """D on the real share, D on the fake share, G through D; each mean loss / n (n devices add them up)."""
+        g, d = self.g_model, self.d_model
+        d_vars = d.trainable_variables
+        d1 = self._learn(d, d_vars, lambda: bce(y_real, d(x_real, training=True)) / n)
+        d2 = self._learn(d, d_vars, lambda: bce(y_fake, d(x_fake, training=True)) / n)
+        ones = keras.ops.ones((keras.ops.shape(z)[0], 1))
+        g_loss = self._learn(self.gan_model, g.trainable_variables, lambda: bce(ones, d(g(z, training=True), training=True)) / n)
+        return keras.ops.stack([d1, d2, g_loss])
 
     def __call__(self):
         with backend.no_grad():  # torch: nothing outside value_and_gradients is recorded

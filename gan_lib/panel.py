@@ -24,6 +24,7 @@ DEFAULTS = {
     "deterministic": True,  # command line: ask the backend for deterministic kernels (in Python: set_seed's argument)
     # speed
     "fast": False,  # one compiled step per batch, data on the device; False = the tutorial's loop
+    "devices": 1,  # fast only: data parallel over N devices (0 = all visible GPUs); gan_lib.distribute(N) builds the models
     # best practices from the tutorial (off by default)
     "label_smoothing": 0.0,  # real labels become 1 - label_smoothing (one-sided smoothing, e.g. 0.1)
     "label_noise": 0.0,  # fraction of D's labels flipped at random each step (e.g. 0.05)
@@ -41,7 +42,7 @@ DEFAULTS = {
 # The smallest value each number may take; upper bounds are checked by hand below.
 MINIMUM = {
     "latent_dim": 1, "n_epochs": 1, "n_batch": 2, "summarization": 1, "batchloss": 0,
-    "save_freq": 0, "epochs": 0, "limit": 0, "seed": 0, "label_smoothing": 0.0,
+    "save_freq": 0, "epochs": 0, "devices": 0, "limit": 0, "seed": 0, "label_smoothing": 0.0,
     "label_noise": 0.0, "n_samples": 2, "grid": 1, "checkpoint_every": 0, "keep_checkpoints": 1,
 }
 

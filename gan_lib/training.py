@@ -13,10 +13,12 @@ import errno
 import os
 import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
 
+from . import backend
 from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
 from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
 from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
@@ -87,6 +89,26 @@ def check_models(g_model, d_model, dataset, latent_dim):
         )
 
 
+def check_devices(g_model, d_model, panel):
+    """ValueError when the models were not built for the panel's devices, or the batch cannot be split over them."""
+    made = backend.strategy(panel["devices"])
+    want = backend.strategy_size(made)
+    if want > 1 and not panel["fast"]:
+        raise ValueError(f"panel key 'devices' is {panel['devices']}: several devices need the fused step; "
+                         "set fast=True (--fast), or devices=1 for the tutorial loop")
+    for name, model in (("discriminator", d_model), ("generator", g_model)):
+        have = backend.replicas(model)
+        if have != want:
+            raise ValueError(
+                f"the {name} was built for {have} device(s) but panel key 'devices' is {panel['devices']} "
+                f"({want} device(s)); build the models inside `with gan_lib.distribute({panel['devices']}):` "
+                f"with the same value, or set devices to match"
+            )
+    if panel["n_batch"] % (2 * want):
+        raise ValueError(f"panel key 'n_batch' is {panel['n_batch']}: each half batch must split evenly over "
+                         f"{want} devices; use a multiple of {2 * want}")
+
+
 @dataclasses.dataclass
 class Run:
     """What one train() call carries from step to step."""
@@ -131,8 +153,19 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
             "lower n_batch or use more images"
         )
     check_models(g_model, d_model, dataset, panel["latent_dim"])
-    run_dir = run_dir or new_run_dir()
-    models = (g_model, d_model, gan_model)
+    check_devices(g_model, d_model, panel)
+    if not backend.is_chief():  # a multi-worker run: only the chief writes the run folder
+        with tempfile.TemporaryDirectory(prefix="gan_lib-worker-") as folder:
+            copy = os.path.join(folder, "run")  # this worker trains in step with the chief, in a copy thrown away
+            if panel["load_weights"]:
+                shutil.copytree(run_dir, copy)  # resuming: every worker must be able to read the run (a shared disk)
+            return _train((g_model, d_model, gan_model), dataset, {**panel, "mirror_dir": ""}, copy, explicit, 0)
+    return _train((g_model, d_model, gan_model), dataset, panel, run_dir or new_run_dir(), explicit, verbose)
+
+
+def _train(models, dataset, panel, run_dir, explicit, verbose):
+    """train() once its arguments are checked: the run folder's checks, then the epochs."""
+    g_model, d_model, gan_model = models
     if panel["load_weights"] and not is_run(run_dir):
         raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json), so there is nothing to resume; "
                          "give the folder a run wrote, or set load_weights=False to start a new run there")

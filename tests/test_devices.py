@@ -74,9 +74,11 @@ if os.environ["KERAS_BACKEND"] == "tensorflow":
     panel = {"fast": True, "devices": 2, "n_batch": 32, "n_epochs": 1, "n_samples": 8}
     history = gan_lib.train(g, d, gan, data, panel=panel, run_dir=run, verbose=0)
     assert os.path.exists(os.path.join(run, "generator.keras")) and os.path.exists(os.path.join(run, "history.csv"))
-    g, d, gan = build(2)
-    history = gan_lib.train(g, d, gan, data, panel={"load_weights": True, "n_epochs": 2}, run_dir=run, verbose=0)
-    assert len(history) == 8 and history[4]["epoch"] == 2
+    for devices, epochs in ((1, 2), (2, 3)):  # checkpoints hold plain arrays: resume on one device, then on two
+        g, d, gan = build(devices)
+        history = gan_lib.train(g, d, gan, data, panel={"load_weights": True, "n_epochs": epochs, "devices": devices},
+                                run_dir=run, verbose=0)
+        assert len(history) == 4 * epochs and history[-1]["epoch"] == epochs
 else:
     from gan_lib.training import check_devices
     check_devices(g, d, gan_lib.check_panel(fast=True, devices=2, n_batch=32))

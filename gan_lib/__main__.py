@@ -37,8 +37,11 @@ def build_parser():
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set any control-panel key, e.g. --set label_smoothing=0.1 --set checkpoint_every=50. "
                    "Keys: " + ", ".join(DEFAULTS))
-    t.add_argument("--fast", action="store_true", help="the fused step: one compiled function per batch with the "
-                   "data on the device, the tutorial's semantics (TensorFlow, JAX or torch; panel key fast)")
+    kind = t.add_mutually_exclusive_group()
+    kind.add_argument("--fast", action="store_true", help="the fused step (the default for new runs): one compiled "
+                      "function per batch with the data on the device, the tutorial's semantics (panel key fast)")
+    kind.add_argument("--tutorial-loop", action="store_true", help="the tutorial's train_on_batch loop instead, as the "
+                      "notebooks teach it (panel key fast=false); a resumed run keeps the kind it started with")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
     g = sub.add_parser("generate", help="draw an n x n grid of new images with a trained generator")
     g.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder (uses its generator.keras) or a .keras file")
@@ -62,8 +65,10 @@ def panel_from_args(args):
     flags = {"dataset": args.dataset, "n_epochs": args.epochs, "n_batch": args.batch,
              "latent_dim": args.latent_dim, "limit": args.limit, "seed": args.seed}
     panel.update({k: v for k, v in flags.items() if v is not None})
-    if args.fast:
-        panel["fast"] = True
+    if not args.resume:
+        panel["fast"] = not args.tutorial_loop  # the command line trains new runs with the fused step
+    elif args.fast or args.tutorial_loop:
+        panel["fast"] = args.fast  # a resume keeps its step kind: asking for the other one is refused, with the reason
     for text in args.set:
         key, value = parse_setting(text)
         panel[key] = value

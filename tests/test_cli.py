@@ -190,3 +190,29 @@ def test_resume_trains_on(cli_run, tmp_path):
     assert result.returncode == 0, result.stderr
     assert os.path.exists(os.path.join(run_dir, "generated_plot_e002.png"))
     assert len(open(os.path.join(run_dir, "history.csv")).read().splitlines()) == 1 + 4
+
+
+def test_new_runs_are_fast_unless_told_and_a_resume_keeps_its_kind(cli_run, tmp_path, in_process, capsys):
+    from gan_lib.__main__ import build_parser, panel_from_args
+
+    def panel(*args):
+        return panel_from_args(build_parser().parse_args(["train", *args]))
+
+    assert panel()["fast"] is True and panel("--fast")["fast"] is True
+    assert panel("--tutorial-loop")["fast"] is False and panel("--set", "fast=false")["fast"] is False
+    with pytest.raises(SystemExit):
+        panel("--fast", "--tutorial-loop")
+    assert "not allowed with argument --fast" in capsys.readouterr().err
+    assert json_panel(cli_run[0])["fast"] is True  # the module's run was made without a flag
+    assert panel("--resume", cli_run[0])["fast"] is True
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(cli_run[0], run_dir)
+    result = in_process("train", "--resume", run_dir, "--epochs", "2", "--tutorial-loop", "--quiet")
+    assert_one_line_error(result, "panel key 'fast' is False but run")
+
+
+def json_panel(run_dir):
+    import json
+
+    with open(os.path.join(run_dir, "panel.json")) as f:
+        return json.load(f)

@@ -57,7 +57,7 @@ def test_bfloat16_compute_with_float32_weights_and_outputs(shapes_small):
     gan_lib.set_precision("mixed_bfloat16")
     d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
     gan_lib.set_precision("float32")
-    assert d.layers[0].compute_dtype == g.layers[-2].compute_dtype == "bfloat16"  # the convolutions
+    assert d.layers[0].compute_dtype == g.layers[-3].compute_dtype == "bfloat16"  # convolutions
     assert d.layers[-1].compute_dtype == g.layers[-1].compute_dtype == "float32"  # the sigmoid and the tanh
     assert {v.dtype for v in d.weights + g.weights} == {"float32"}
     assert (d.count_params(), g.count_params()) == (522_497, 1_466_115)  # the same models as under float32

@@ -133,6 +133,8 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     run_dir (default: a new folder in outputs/): image grids, generator .keras
     files, history.csv, history.png, panel.json and checkpoints/. With
     panel['load_weights'] it resumes run_dir from its last checkpoint instead.
+    The models must have been built under the panel's precision (set_precision
+    before define_*); otherwise ValueError, as for mixed_float16 without a GPU.
     """
     overrides = {k: v for k, v in (("latent_dim", latent_dim), ("n_epochs", n_epochs), ("n_batch", n_batch)) if v is not None}
     given = {**(panel or {}), **overrides}

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ log lines too; a
 with quiet_fd2():
     import keras  # noqa: F401  (imports the backend, TensorFlow by default)
 
-from .backend import describe_device, distribute, set_seed
+from .backend import describe_device, distribute, has_gpu, set_seed
 from .checkpoint import list_checkpoints, mirror_run, restore_checkpoint
 from .data import (
     CIFAR10_CLASSES,
@@ -29,7 +29,14 @@ from .data import (
     scale_images,
 )
 from .evaluate import d_scores, summarize_performance
-from .models import CombinedGAN, apply_panel_optimizers, define_discriminator, define_gan, define_generator
+from .models import (
+    CombinedGAN,
+    apply_panel_optimizers,
+    define_discriminator,
+    define_gan,
+    define_generator,
+    set_precision,
+)
 from .panel import DEFAULTS, check_panel
 from .plots import image_grid, make_gif, plot_history, save_plot, show_images
 from .runs import HISTORY_COLUMNS, default_outputs, load_panel, new_run_dir, read_history

@@ -99,10 +99,17 @@ def cmd_train(args):
     backend.strategy(panel["devices"])  # first: TensorFlow's multi-worker engine must start before anything else
     x = data.load_real_samples(panel["dataset"], panel["limit"])  # before any folder is made
     training.set_seed(panel["seed"], panel["deterministic"])
-    with backend.distribute(panel["devices"]):  # the models' variables live on every device they train on
-        d_model = models.define_discriminator(x.shape[1:], lr=panel["d_lr"], beta_1=panel["beta_1"])
-        g_model = models.define_generator(panel["latent_dim"], out_shape=x.shape[1:])
-        gan_model = models.define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
+    import keras
+
+    before = keras.mixed_precision.global_policy().name
+    models.set_precision(panel["precision"])  # a resumed run's comes from its panel.json (panel_from_args)
+    try:  # the models compute in the panel's precision; the global policy goes back afterwards
+        with backend.distribute(panel["devices"]):  # the models' variables live on every device they train on
+            d_model = models.define_discriminator(x.shape[1:], lr=panel["d_lr"], beta_1=panel["beta_1"])
+            g_model = models.define_generator(panel["latent_dim"], out_shape=x.shape[1:])
+            gan_model = models.define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
+    finally:
+        keras.mixed_precision.set_global_policy(before)
     if not args.quiet and backend.is_chief():
         print(f"training on {panel['dataset']}: {len(x)} images {x.shape[1:]}, writing to {run_dir}")
     training.train(g_model, d_model, gan_model, x, panel=panel, run_dir=run_dir, verbose=0 if args.quiet else 1)

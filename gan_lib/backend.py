@@ -46,24 +46,36 @@ def set_seed(seed, deterministic=True):
         tf.config.experimental.enable_op_determinism()
 
 
+def gpu_names():
+    """The GPUs the backend will use, by name; [] on a CPU-only machine."""
+    import keras
+
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if name == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    if name == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def has_gpu():
+    """True when the backend has a GPU to run on (mixed_float16 needs one)."""
+    return bool(gpu_names())
+
+
 def describe_device():
     """One line naming the backend and the accelerator it will use, with advice when there is none."""
     import keras
 
-    name = keras.backend.backend()
-    gpus = []
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    elif name == "jax":
-        import jax
-
-        gpus = [str(d) for d in jax.devices() if d.platform != "cpu"]
-    elif name == "torch":
-        import torch
-
-        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    name, gpus = keras.backend.backend(), gpu_names()
     if gpus:
         return f"backend {name}, accelerator: {', '.join(gpus)}"
     return (f"backend {name}, no GPU: training will be slow. In Colab choose "
@@ -89,21 +101,27 @@ def compile_step(fn):
     return tf.function(fn)
 
 
-def value_and_gradients(loss_fn, variables):
-    """(loss_fn(), d loss / d variables): TensorFlow's GradientTape, or torch's autograd."""
+def value_and_gradients(loss_fn, variables, scale=None):
+    """(loss_fn(), d scale(loss) / d variables): TensorFlow's GradientTape, or torch's autograd.
+
+    scale: the optimizer's scale_loss (mixed_float16 multiplies the loss so small float16
+    gradients do not underflow; its LossScaleOptimizer divides them back). The loss returned is unscaled.
+    """
     import keras
 
+    scale = scale or (lambda loss: loss)
     if keras.backend.backend() == "torch":
         import torch
 
         with torch.enable_grad():  # the step runs under no_grad; only the loss is differentiated
             loss = loss_fn()
-            return loss.detach(), list(torch.autograd.grad(loss, [v.value for v in variables]))
+            return loss.detach(), list(torch.autograd.grad(scale(loss), [v.value for v in variables]))
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
         loss = loss_fn()
-    return loss, tape.gradient(loss, variables)
+        scaled = scale(loss)
+    return loss, tape.gradient(scaled, variables)
 
 
 def no_grad():

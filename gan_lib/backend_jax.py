@@ -15,6 +15,17 @@ import numpy as np
 from .fused import bce
 
 
+def scaled(optimizer, values, loss):
+    """optimizer.scale_loss(loss) with the optimizer's variables read from `values` (the jitted state).
+
+    A LossScaleOptimizer (mixed_float16) multiplies by its dynamic_scale variable, whose current
+    value lives in the state, not in the Keras variable; Keras's JAX trainer maps it the same way.
+    A plain Adam returns the loss unchanged.
+    """
+    with keras.StatelessScope(state_mapping=list(zip(optimizer.variables, values))):
+        return optimizer.scale_loss(loss)
+
+
 class JaxStep:
     """Same contract as fused.FusedStep's compiled step: call it, then `values` holds the device vector."""
 
@@ -60,21 +71,23 @@ class JaxStep:
             x_real, x_fake, y_real, y_fake, z = (jax.lax.with_sharding_constraint(a, self.batch)
                                                  for a in (x_real, x_fake, y_real, y_fake, z))
 
-        def d_loss(d_tv, d_ntv, x, y):
+        def d_loss(d_tv, d_ntv, d_opt, x, y):
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)
-            return bce(y, p), d_ntv
+            loss = bce(y, p)
+            return scaled(d.optimizer, d_opt, loss), (loss, d_ntv)
 
-        def g_loss(g_tv, g_ntv, d_ntv, z):
+        def g_loss(g_tv, g_ntv, d_ntv, g_opt, z):
             x, g_ntv = g.stateless_call(g_tv, g_ntv, z, training=True)
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)  # D's weights: inputs, not differentiated
-            return bce(keras.ops.ones((f.n_batch, 1)), p), (g_ntv, d_ntv)
+            loss = bce(keras.ops.ones((f.n_batch, 1)), p)
+            return scaled(f.gan_model.optimizer, g_opt, loss), (loss, g_ntv, d_ntv)
 
         losses = []
         for x, y in ((x_real, y_real), (x_fake, y_fake)):  # two D updates, as the tutorial does
-            (loss, d_ntv), grads = jax.value_and_grad(d_loss, has_aux=True)(d_tv, d_ntv, x, y)
-            d_tv, d_opt = d.optimizer.stateless_apply(d_opt, grads, d_tv)
+            (_, (loss, d_ntv)), grads = jax.value_and_grad(d_loss, has_aux=True)(d_tv, d_ntv, d_opt, x, y)
+            d_tv, d_opt = d.optimizer.stateless_apply(d_opt, grads, d_tv)  # unscales; skips non-finite steps
             losses.append(loss)
-        (loss, (g_ntv, d_ntv)), grads = jax.value_and_grad(g_loss, has_aux=True)(g_tv, g_ntv, d_ntv, z)
+        (_, (loss, g_ntv, d_ntv)), grads = jax.value_and_grad(g_loss, has_aux=True)(g_tv, g_ntv, d_ntv, g_opt, z)
         g_tv, g_opt = f.gan_model.optimizer.stateless_apply(g_opt, grads, g_tv)
         values = f.values(losses[0], losses[1], loss, scores[:half], scores[half:])
         return [g_tv, g_ntv, d_tv, d_ntv, d_opt, g_opt, [key]], values

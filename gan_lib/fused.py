@@ -80,7 +80,13 @@ class FusedStep:
         return self.labels(value, n, keras.random.uniform((n, 1), seed=self.seed) if self.noise > 0 else None)
 
     def _learn(self, model, variables, loss_fn):
-        loss, grads = backend.value_and_gradients(loss_fn, variables)
+        """One update of `variables` by the model's optimizer; returns the (unscaled) loss.
+
+        The gradients are of optimizer.scale_loss(loss), as in Keras's own train step: a plain
+        Adam returns the loss as it is; under mixed_float16, compile() made the optimizer a
+        LossScaleOptimizer, whose apply() divides the scale back out and skips non-finite steps.
+        """
+        loss, grads = backend.value_and_gradients(loss_fn, variables, scale=model.optimizer.scale_loss)
         with backend.no_grad():
             model.optimizer.apply(grads, variables)
         return loss

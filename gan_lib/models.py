@@ -14,6 +14,30 @@ import os
 import keras
 from keras import layers
 
+from .backend import has_gpu
+from .panel import PRECISIONS
+
+
+def set_precision(name):
+    """Make the models built from now on compute in `name`: float32, mixed_bfloat16 or mixed_float16.
+
+    Sets Keras's global dtype policy (keras.mixed_precision): under the mixed ones
+    layers compute in 16 bits while weights (and optimizer slots) stay float32.
+    Call it before define_discriminator, define_generator and define_gan, with the
+    value of panel key 'precision'; call set_precision("float32") to go back.
+    """
+    check_precision(name)
+    keras.mixed_precision.set_global_policy(name)
+
+
+def check_precision(name):
+    """ValueError for an unknown name, and for mixed_float16 without a GPU."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name == "mixed_float16" and not has_gpu():
+        raise ValueError("mixed_float16 needs a GPU (float16 is slow or unsupported on a CPU, and loss scaling "
+                         "is for GPUs); on a CPU use mixed_bfloat16 or float32")
+
 
 def define_discriminator(in_shape=(32, 32, 3), lr=0.0002, beta_1=0.5):
     """Image (H, W, C) in [-1, 1] -> probability that it is real, shape (1,).
@@ -33,7 +57,7 @@ def define_discriminator(in_shape=(32, 32, 3), lr=0.0002, beta_1=0.5):
             layers.LeakyReLU(negative_slope=0.2),
             layers.Flatten(),  # (4096,)
             layers.Dropout(0.4),
-            layers.Dense(1, activation="sigmoid"),
+            layers.Dense(1, activation="sigmoid", dtype="float32"),  # float32 even under mixed precision
         ],
         name="discriminator",
     )
@@ -67,7 +91,7 @@ def define_generator(latent_dim, out_shape=(32, 32, 3)):
             layers.LeakyReLU(negative_slope=0.2),
             layers.Conv2DTranspose(128, (4, 4), strides=(2, 2), padding="same"),  # (32, 32, 128)
             layers.LeakyReLU(negative_slope=0.2),
-            layers.Conv2D(c, (3, 3), activation="tanh", padding="same"),  # (32, 32, 3)
+            layers.Conv2D(c, (3, 3), activation="tanh", padding="same", dtype="float32"),  # (32, 32, 3), float32
         ],
         name="generator",
     )
@@ -151,6 +175,7 @@ def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):
         opt = model.optimizer
         if opt is None:
             raise ValueError(f"the {who} is not compiled; build it with gan_lib's define_* functions or compile it")
+        opt = getattr(opt, "inner_optimizer", opt)  # mixed_float16: a LossScaleOptimizer wraps the Adam
         settings = [(lr_key, "learning rate", "learning_rate"), ("beta_1", "beta_1", "beta_1")]
         for key, name, attr in settings:
             if not hasattr(opt, attr):

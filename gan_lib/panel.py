@@ -24,6 +24,7 @@ DEFAULTS = {
     "deterministic": True,  # command line: ask the backend for deterministic kernels (in Python: set_seed's argument)
     # speed
     "fast": False,  # one compiled step per batch, data on the device; False = the tutorial's loop
+    "precision": "float32",  # float32 | mixed_bfloat16 | mixed_float16 (GPU only): compute in 16 bits, weights stay float32
     "devices": 1,  # fast only: data parallel over N devices (0 = all visible GPUs); gan_lib.distribute(N) builds the models
     # best practices from the tutorial (off by default)
     "label_smoothing": 0.0,  # real labels become 1 - label_smoothing (one-sided smoothing, e.g. 0.1)
@@ -38,6 +39,9 @@ DEFAULTS = {
     "keep_checkpoints": 2,  # how many checkpoints to keep
     "mirror_dir": "",  # copy the run folder here after each checkpoint (e.g. a Google Drive folder)
 }
+
+# The values panel key 'precision' may take: Keras dtype policies (keras.mixed_precision).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # The smallest value each number may take; upper bounds are checked by hand below.
 MINIMUM = {
@@ -76,6 +80,8 @@ def check_panel(panel=None, **overrides):
         raise ValueError(f"panel key 'seed' must be below 2**32, got {merged['seed']}")
     if merged["n_batch"] % 2:
         raise ValueError(f"panel key 'n_batch' must be even (half real, half fake), got {merged['n_batch']}")
+    if merged["precision"] not in PRECISIONS:
+        raise ValueError(f"panel key 'precision' must be one of {', '.join(PRECISIONS)}, got {merged['precision']!r}")
     if not merged["dataset"]:
         raise ValueError("panel key 'dataset' must name a dataset or a path, got an empty string")
     return merged

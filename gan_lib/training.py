@@ -24,7 +24,7 @@ from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_chec
 from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
 from .evaluate import d_scores, save_generator, summarize_performance
 from .fused import FusedStep
-from .models import apply_panel_optimizers
+from .models import apply_panel_optimizers, check_precision
 from .panel import check_panel
 from .plots import plot_history, save_plot
 from .progress import Progress
@@ -89,6 +89,22 @@ def check_models(g_model, d_model, dataset, latent_dim):
         )
 
 
+def check_models_precision(models, precision):
+    """ValueError when a model was built under another dtype policy than panel key 'precision' asks for.
+
+    The model's own policy is the global one when it was built; its last layer is float32
+    under any policy (models.py), so it is the model's policy that tells.
+    """
+    check_precision(precision)  # mixed_float16 on a CPU: refused here too
+    for model in models:
+        if model.dtype_policy.name != precision:
+            raise ValueError(
+                f"the {model.name} model was built with precision {model.dtype_policy.name} but panel key "
+                f"'precision' is {precision}; call gan_lib.set_precision({precision!r}) before define_discriminator/"
+                f"define_generator/define_gan, or set precision={model.dtype_policy.name!r}"
+            )
+
+
 def check_devices(g_model, d_model, panel):
     """ValueError when the models were not built for the panel's devices, or the batch cannot be split over them."""
     made = backend.strategy(panel["devices"])
@@ -139,6 +155,8 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     run_dir (default: a new folder in outputs/): image grids, generator .keras
     files, history.csv, history.png, panel.json and checkpoints/. With
     panel['load_weights'] it resumes run_dir from its last checkpoint instead.
+    The models must have been built under the panel's precision (set_precision
+    before define_*); otherwise ValueError, as for mixed_float16 without a GPU.
     """
     overrides = {k: v for k, v in (("latent_dim", latent_dim), ("n_epochs", n_epochs), ("n_batch", n_batch)) if v is not None}
     given = {**(panel or {}), **overrides}
@@ -153,6 +171,7 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
             "lower n_batch or use more images"
         )
     check_models(g_model, d_model, dataset, panel["latent_dim"])
+    check_models_precision((g_model, d_model, gan_model), panel["precision"])
     check_devices(g_model, d_model, panel)
     if not backend.is_chief():  # a multi-worker run: only the chief writes the run folder
         with tempfile.TemporaryDirectory(prefix="gan_lib-worker-") as folder:
@@ -207,7 +226,8 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None):
         fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** 2, rng)  # the same faces every epoch
         return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused)
     saved = load_panel(run_dir)
-    for key in ("n_batch", "latent_dim", "fast", "grid"):  # what each step draws, and the grid's fixed latent points
+    # what each step draws, the grid's fixed latent points, and the arithmetic the run was made with
+    for key in ("n_batch", "latent_dim", "fast", "grid", "precision"):
         if saved[key] != panel[key]:
             raise ValueError(
                 f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "

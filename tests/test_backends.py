@@ -1,4 +1,5 @@
-"""Other backends: torch (CPU) passes the weight-change proofs and a short run; the fused step on torch and JAX.
+"""Other backends: torch (CPU) passes the weight-change proofs and a short run; the fused step on torch and JAX,
+under mixed precision too.
 
 The backend is fixed when Keras is imported, so this runs in a fresh process.
 """
@@ -113,3 +114,46 @@ def test_fused_step_learns_and_resumes_exactly(name, tmp_path):
                             capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "fused step OK" in result.stdout
+
+
+# Mixed precision in the fused step: both policies learn with float32 weights; mixed_float16's loss scale is applied
+# (on JAX read from the jitted state): a scale too large for float16 overflows, so the step is skipped and it halves.
+PRECISION_SCRIPT = PRELUDE + r'''
+from gan_lib.fused import FusedStep
+for policy in ("mixed_bfloat16", "mixed_float16"):  # built directly: set_precision refuses float16 on a CPU
+    gan_lib.set_seed(2)
+    keras.mixed_precision.set_global_policy(policy)
+    L = keras.layers  # tiny models of the right shapes, their last layers float32 as in gan_lib.models: quick to compile
+    g = keras.Sequential([keras.Input((100,)), L.Dense(16), L.Dense(3072, activation="tanh", dtype="float32"),
+                          L.Reshape((32, 32, 3))])
+    d = keras.Sequential([keras.Input((32, 32, 3)), L.Flatten(), L.Dense(16), L.Dropout(0.4),
+                          L.Dense(1, activation="sigmoid", dtype="float32")])
+    d.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(0.0002, beta_1=0.5))
+    gan_model = gan_lib.define_gan(g, d)
+    keras.mixed_precision.set_global_policy("float32")
+    step = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16))
+    bd, bg = snap(d), snap(g)
+    step()
+    assert all(np.isfinite(list(r.values())).all() for r in step.read())
+    assert changed(bd, snap(d)) and changed(bg, snap(g)), f"{policy}: a model did not learn"
+assert {v.dtype for v in d.weights + g.weights} == {"float32"}
+for m in (d, gan_model):  # float16's loss scale, from the jitted state: too large, the step is skipped and it halves
+    m.optimizer.dynamic_scale.assign(2.0**60)
+bd, bg = snap(d), snap(g)
+step()
+step.read()
+assert not changed(bd, snap(d)) and not changed(bg, snap(g)), "mixed_float16: the scaled loss was not differentiated"
+assert (float(d.optimizer.dynamic_scale), float(gan_model.optimizer.dynamic_scale)) == (2.0**58, 2.0**59)
+print("mixed precision OK")
+'''
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_fused_step_under_mixed_precision(name):
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed (pip install {name})")
+    env = dict(os.environ, KERAS_BACKEND=name, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", PRECISION_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mixed precision OK" in result.stdout

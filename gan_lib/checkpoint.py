@@ -56,7 +56,7 @@ def save_checkpoint(run_dir, models, meta, fixed_z, history, keep=2, extra=()):
     for name, a in arrays.items():
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             raise FloatingPointError(f"a model or optimizer variable holds NaN or inf ({variables[int(name[1:])].path})")
-    meta = dict(meta, shapes=[list(a.shape) for a in arrays.values()])
+    meta = dict(meta, shapes=[list(a.shape) for a in arrays.values()], extra=len(extra))
     backend_rng = global_rng_state()  # torch's global generator (its Dropout masks); None elsewhere
     if backend_rng is not None:
         arrays["backend_rng"] = backend_rng
@@ -82,7 +82,8 @@ def read_checkpoint(path):
 
 
 def restore_checkpoint(run_dir, models, verbose=True, extra=()):
-    """Load the newest readable checkpoint of run_dir into the models.
+    """Load the newest readable checkpoint of run_dir into the models (and `extra`, the fused step's state;
+    without it, a fused run's checkpoint restores the models and optimizers alone).
 
     Falls back to an older checkpoint, with a message, when the newest is
     corrupt; the unreadable ones are renamed *.npz.unreadable. Returns (meta, fixed_z, history, path): history is the float array
@@ -112,6 +113,8 @@ def restore_checkpoint(run_dir, models, verbose=True, extra=()):
     variables = training_variables(*models, extra=extra)
     shapes = [tuple(v.shape) for v in variables]
     saved = [tuple(s) for s in meta["shapes"]]
+    if not extra and meta.get("extra"):  # a fused run's step state, not asked for: restore the models and optimizers
+        saved, values = saved[:-meta["extra"]], values[:-meta["extra"]]
     if shapes != saved:
         first = next((i for i, (a, b) in enumerate(zip(shapes, saved)) if a != b), min(len(shapes), len(saved)))
         raise ValueError(

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
 import gan_lib
-from conftest import ROOT, run_cli, tree
+from conftest import ROOT, changed, run_cli, snapshot, tree
 from gan_lib import checkpoint
 
 # 96 images / 32 per batch = 3 batches an epoch, 2 epochs, a checkpoint after every batch
@@ -204,3 +205,18 @@ def test_a_resume_past_a_corrupt_checkpoint_with_keep_1_keeps_a_good_one(trained
     (kept,) = gan_lib.list_checkpoints(run_dir)
     assert os.path.basename(kept) == "ckpt-0000-00003.npz"  # not the unreadable ckpt-0001-00000
     checkpoint.read_checkpoint(kept)  # readable: the run can go on
+
+
+def test_a_fused_runs_checkpoint_restores_into_plain_models(shapes_small, tmp_path):
+    """restore_checkpoint without extra= (as a notebook calls it) loads a fused run's models and optimizers."""
+    gan_lib.set_seed(5)
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small, 100, n_epochs=1, n_batch=32, run_dir=str(tmp_path / "run"),
+                  verbose=0, panel={"fast": True, "n_samples": 8})
+    trained = snapshot(g) + snapshot(d)
+    g2, d2 = gan_lib.define_generator(100), gan_lib.define_discriminator()
+    gan2 = gan_lib.define_gan(g2, d2)
+    meta, _, rows, _ = checkpoint.restore_checkpoint(str(tmp_path / "run"), (g2, d2, gan2), verbose=False)
+    assert meta["extra"] == 1 and len(rows) == 4
+    assert not changed(trained, snapshot(g2) + snapshot(d2))
+    assert int(keras.ops.convert_to_numpy(d2.optimizer.iterations)) == 8  # two D updates a batch, restored too

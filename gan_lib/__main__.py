@@ -182,7 +182,8 @@ def main(argv=None):
         run_dir = getattr(args, "run_dir", None)
         again = f"; a run that has a checkpoint continues with --resume {run_dir}" if run_dir else ""
         print(f"error: out of memory ({type(e).__name__}); lower --batch, --latent-dim, the image size or --limit "
-              f"(--fast holds the whole dataset on the device), or use a machine with more memory{again}",
+              "(the fused step keeps a dataset that takes up to a quarter of the device's memory there; "
+              f"--tutorial-loop never does), or use a machine with more memory{again}",
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:

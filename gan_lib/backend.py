@@ -71,6 +71,28 @@ def has_gpu():
     return bool(gpu_names())
 
 
+def fits_on_device(nbytes):
+    """Whether a dataset of nbytes goes on the accelerator: when it takes at most a quarter of its memory.
+
+    On a CPU the data is in host memory already: always. JAX and torch report a GPU's
+    memory; TensorFlow does not, so 8 GiB (a 2 GiB budget) is assumed there.
+    """
+    if not has_gpu():
+        return True
+    import keras
+
+    name, total = keras.backend.backend(), 8 * 2**30
+    if name == "jax":
+        import jax
+
+        total = jax.devices()[0].memory_stats().get("bytes_limit", total)
+    elif name == "torch":
+        import torch
+
+        total = torch.cuda.get_device_properties(0).total_memory
+    return nbytes <= total // 4
+
+
 def describe_device():
     """One line naming the backend and the accelerator it will use, with advice when there is none."""
     import keras

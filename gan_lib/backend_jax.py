@@ -40,10 +40,10 @@ class JaxStep:
         self.batch = batch_sharding(d)  # several devices: each batch split over them along axis 0
         self.jitted = jax.jit(self._step)  # no buffer donation: the Keras variables keep valid values between syncs
 
-    def __call__(self):
+    def __call__(self, source):
         if self.state is None:  # first call, or after sync(): start from the variables (a restore may have set them)
             self.state = [[v.value for v in group] for group in self.groups]
-        self.state, values = self.jitted(self.state, self.f.data)  # data an argument, not a constant baked in
+        self.state, values = self.jitted(self.state, source)  # data an argument, not a constant baked in
         return values
 
     def sync(self):
@@ -54,13 +54,16 @@ class JaxStep:
                     v.assign(value)
             self.state = None
 
-    def _step(self, state, data):
+    def _step(self, state, source):
         f = self.f
         g, d = f.g_model, f.d_model
         g_tv, g_ntv, d_tv, d_ntv, d_opt, g_opt, (key,) = state
         key, k_idx, k_fake, k_gen, k_real_flip, k_fake_flip = jax.random.split(key, 6)
         half = f.n_batch // 2
-        x_real = data[jax.random.randint(k_idx, (half,), 0, data.shape[0])]
+        if f.batches is None:  # source: the dataset on the device, or this step's streamed half batch
+            x_real = source[jax.random.randint(k_idx, (half,), 0, source.shape[0])]
+        else:
+            x_real = source
         x_fake, _ = g.stateless_call(g_tv, g_ntv, jax.random.normal(k_fake, (half, f.latent_dim)), training=False)
         scores, _ = d.stateless_call(d_tv, d_ntv, keras.ops.concatenate([x_real, x_fake]), training=False)
         scores = scores.reshape(-1)

@@ -4,7 +4,8 @@ The loop makes three train_on_batch calls, a generator call and a D forward pass
 per batch, each a separate dispatch with NumPy batches copied in and losses
 copied out. The fused step keeps the dataset on the device, draws the batch and
 the latent points there from a seeded Keras SeedGenerator (saved in checkpoints),
-and runs all of one iteration as one compiled function:
+and runs all of one iteration as one compiled function (a dataset too big for the
+device stays on the host instead: Batches below feeds it, one step ahead):
 
 1. D's scores on a real and a fake half batch, before it learns (history only);
 2. D learns from the real half batch, labels 1 (smoothed, flipped as the panel says);
@@ -15,6 +16,8 @@ Two D updates, then one G update, with binary cross-entropy and each model's own
 compiled optimizer: the tutorial's semantics, without the host round trips.
 Losses stay on the device until the caller reads them (FusedStep.read).
 """
+
+import concurrent.futures
 
 import keras
 import numpy as np
@@ -39,7 +42,10 @@ class FusedStep:
 
     def __init__(self, g_model, d_model, gan_model, dataset, panel):
         self.g_model, self.d_model, self.gan_model = g_model, d_model, gan_model
-        self.data = keras.ops.convert_to_tensor(dataset)  # (N, H, W, C) float32, on the device once
+        if backend.fits_on_device(dataset.nbytes):
+            self.data, self.batches = keras.ops.convert_to_tensor(dataset), None  # (N, H, W, C), on the device once
+        else:  # too big: real half batches come from the host, each made while the step before it runs
+            self.data, self.batches = None, Batches(dataset, panel["n_batch"] // 2, panel["seed"])
         self.seed_value = panel["seed"]
         self.latent_dim, self.n_batch = panel["latent_dim"], panel["n_batch"]
         self.smoothing, self.noise = panel["label_smoothing"], panel["label_noise"]
@@ -91,11 +97,15 @@ class FusedStep:
             model.optimizer.apply(grads, variables)
         return loss
 
-    def _step(self):
+    def _step(self, source):
+        """source: the whole dataset on the device, or this step's real half batch (streamed from the host)."""
         half = self.n_batch // 2
         g, d = self.g_model, self.d_model
-        idx = keras.random.randint((half,), 0, keras.ops.shape(self.data)[0], seed=self.seed)
-        x_real = keras.ops.take(self.data, idx, axis=0)
+        if self.batches is None:
+            idx = keras.random.randint((half,), 0, keras.ops.shape(source)[0], seed=self.seed)
+            x_real = keras.ops.take(source, idx, axis=0)
+        else:
+            x_real = source
         x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=False)
         scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
         y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
@@ -114,9 +124,11 @@ class FusedStep:
         g_loss = self._learn(self.gan_model, g.trainable_variables, lambda: bce(ones, d(g(z, training=True), training=True)) / n)
         return keras.ops.stack([d1, d2, g_loss])
 
-    def __call__(self):
+    def __call__(self, step=0):
+        """One iteration; step (0-based, over the whole run) picks the streamed half batch, if any."""
+        source = self.data if self.batches is None else self.batches(step)
         with backend.no_grad():  # torch: nothing outside value_and_gradients is recorded
-            self.pending.append(self.step())
+            self.pending.append(self.step(source))
 
     def sync(self):
         """JAX: write the jitted state back into the Keras variables (elsewhere they are always current)."""
@@ -135,3 +147,26 @@ class FusedStep:
         values = keras.ops.convert_to_numpy(keras.ops.stack(self.pending)).astype(np.float64)
         self.pending = []
         return [dict(zip(VALUES, map(float, row))) for row in values]
+
+
+class Batches:
+    """Real half batches drawn on the host, for a dataset too big for the device; one made ahead in a thread.
+
+    Step k's images come from a NumPy generator seeded with (seed, k), so any step's batch
+    can be made again (a resumed run) without saving a random state.
+    """
+
+    def __init__(self, dataset, half, seed):
+        self.dataset, self.half, self.seed = dataset, half, seed
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gan_lib-batches")
+        self.ahead = None  # (k, future of step k's batch)
+
+    def make(self, k):
+        """Step k's half batch, (half, H, W, C), copied to the device."""
+        idx = np.random.default_rng([self.seed, k]).integers(0, len(self.dataset), self.half)
+        return keras.ops.convert_to_tensor(self.dataset[idx])
+
+    def __call__(self, k):
+        batch = self.ahead[1].result() if self.ahead and self.ahead[0] == k else self.make(k)
+        self.ahead = (k + 1, self.pool.submit(self.make, k + 1))  # the next one, while this step runs
+        return batch

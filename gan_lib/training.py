@@ -267,7 +267,7 @@ def train_epoch(run, dataset, epoch, verbose):
         if run.fused is None:
             rows = [train_step(g_model, d_model, gan_model, dataset, panel["latent_dim"], panel["n_batch"], run.rng, panel)]
         else:  # losses stay on the device until a line is printed, a checkpoint is due or the epoch ends
-            run.fused()
+            run.fused(len(run.history) + len(run.fused.pending))  # the run's 0-based step
             done = len(run.history) + len(run.fused.pending)
             due = (j + 1) % read_every == 0 or j + 1 == bat_per_epo or (every and done % every == 0)
             rows = run.fused.read() if due else []

@@ -114,3 +114,30 @@ def test_other_backends_are_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
     with pytest.raises(ValueError, match="runs on TensorFlow, JAX and torch, not on numpy.* fast=False"):
         backend.compile_step(lambda: None)
+
+
+def test_a_dataset_too_big_for_the_device_is_streamed_and_resumes_exactly(shapes_small, tmp_path, monkeypatch):
+    """When the data does not fit, real half batches come from the host (one made ahead); all else holds."""
+    monkeypatch.setattr(backend, "fits_on_device", lambda nbytes: False)
+    g, d, gan = models()
+    step = fused.FusedStep(g, d, gan, shapes_small, gan_lib.check_panel(n_batch=32))
+    assert step.data is None and step.batches is not None
+    batch = keras.ops.convert_to_numpy(step.batches.make(5))
+    assert batch.shape == (16, 32, 32, 3) and np.array_equal(batch, keras.ops.convert_to_numpy(step.batches.make(5)))
+    assert any(np.array_equal(batch[0], x) for x in shapes_small)  # real images, drawn by step number
+    d_before, g_before = snapshot(d), snapshot(g)
+    step(0)
+    step(1)
+    assert step.batches.ahead[0] == 2  # step 2's batch is being made while step 1 runs
+    rows = step.read()
+    assert len(rows) == 2 and all(np.isfinite(list(r.values())).all() for r in rows)
+    assert changed(d_before, snapshot(d)) and changed(g_before, snapshot(g))
+
+    def run(run_dir, epochs, resume=False):
+        g, d, gan = models(4)
+        panel = {"fast": True, "n_samples": 8, "load_weights": resume, "summarization": 1}
+        return gan_lib.train(g, d, gan, shapes_small, n_epochs=epochs, n_batch=32, run_dir=str(run_dir), verbose=0, panel=panel)
+
+    straight = run(tmp_path / "a", 2)
+    run(tmp_path / "b", 1)
+    assert run(tmp_path / "b", 2, resume=True) == straight

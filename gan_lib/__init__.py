@@ -29,6 +29,7 @@ from .data import (
     scale_images,
 )
 from .evaluate import d_scores, summarize_performance
+from .metrics import feature_stats, fid, fid_from_features, frechet_distance, inception_features, kid, kid_score
 from .models import (
     CombinedGAN,
     apply_panel_optimizers,

@@ -134,7 +134,11 @@ def test_mnist_classifier_trains_on_labelled_digits_from_the_keras_cache(tiny_re
     monkeypatch.setattr(modes, "_labelled", lambda name: (images, labels))
     model = modes.classifier("mnist", verbose=False)
     assert model.input_shape == (None, 32, 32, 1)
-    assert modes.mode_count(gan_lib.scale_images(images), "mnist", model)["histogram"].sum() == 120
+    result = modes.mode_count(gan_lib.scale_images(images), "mnist", model)
+    assert result["histogram"].sum() == 120
+    # against MNIST's own class counts, not a uniform histogram
+    assert result["kl"] == modes.mode_count(gan_lib.scale_images(images), "mnist", model, reference=modes.MNIST_COUNTS)["kl"]
+    assert result["kl"] != modes.mode_count(gan_lib.scale_images(images), "mnist", model, reference=np.ones(10))["kl"]
 
 
 def test_fashion_mnist_labels_come_with_their_images(keras_home):
@@ -181,10 +185,16 @@ def test_three_classes_give_three_modes_and_a_large_kl(model):
     assert abs(result["kl"] - np.log(10 / 3)) < 0.05  # KL of 3 even classes against 10 even classes
 
 
-def test_a_class_is_found_from_its_minimum_count(model):
+@pytest.mark.parametrize("rare,found", [(3, 3), (2, 2)])
+def test_a_class_is_found_from_its_minimum_count(model, rare, found):
     x, y = shapes_of([0, 1, 2])
-    few = np.concatenate([x[y == 0][:100], x[y == 1][:100], x[y == 2][:5]])  # 205 images: 100, 100, 5
-    assert modes.mode_count(few, classifier=model)["classes_found"] == 3  # needs ceil(0.01 * 205) = 3
+    right = modes._predict(model, x).argmax(axis=1) == y  # images it classifies right: this tests the counting rule
+    x, y = x[right], y[right]
+    few = np.concatenate([x[y == 0][:100], x[y == 1][:100], x[y == 2][:rare]])  # 100, 100 and 2 or 3 images
+    result = modes.mode_count(few, classifier=model)
+    assert result["histogram"][:3].tolist() == [100, 100, rare]
+    assert result["min_count"] == 3  # ceil(0.01 * 202 or 203)
+    assert result["classes_found"] == found
     assert modes.mode_count(few, classifier=model, threshold=0.05)["classes_found"] == 2  # needs 11
 
 
@@ -250,6 +260,17 @@ def test_chunked_search_matches_a_direct_computation():
         assert np.allclose(dist, np.take_along_axis(direct, want, axis=1), rtol=1e-12)
     idx, _ = modes.nearest_training(a, b, k=11)
     assert np.array_equal(idx, np.argsort(direct, axis=1))
+    twins = np.concatenate([b, b])  # every image twice: a tie goes to the lower index
+    for chunk in (1, 256):
+        idx, dist = modes.nearest_training(a, twins, k=2, chunk=chunk)
+        assert np.array_equal(idx, np.stack([want[:, 0], want[:, 0] + 11], axis=1)) and (dist[:, 0] == dist[:, 1]).all()
+
+
+def test_copies_are_memorised_even_when_training_holds_duplicates():
+    rng = np.random.default_rng(2)
+    training = np.repeat(rng.uniform(-1, 1, (10, 4, 4, 1)).astype(np.float32), 2, axis=0)  # each image twice
+    assert modes.memorisation_score(training[:5], training) == 1.0  # reference distance 0: at most 0 away counts
+    assert modes.memorisation_score(training[:5] + 0.01, training) == 0.0
 
 
 def test_reference_distance_skips_the_image_itself():

@@ -214,6 +214,32 @@ def test_garbage_is_not_confident(model):
     assert modes.mode_count(fake, classifier=model)["confident"] < 0.1
 
 
+def test_blends_of_two_classes_are_not_confident(model):
+    """What a generator caught between two modes draws: half one shape, half another."""
+    x, y = gan_lib.make_shapes(600)  # the GAN's set: the classifier never saw these, blended or not
+    x = gan_lib.scale_images(x)
+    a, b = np.flatnonzero(y[:300] != y[300:]), np.flatnonzero(y[:300] != y[300:]) + 300
+    assert modes.mode_count((x[a] + x[b]) / 2, classifier=model)["confident"] < 0.2
+
+
+def stub_classifier(probabilities):
+    """A classifier that gives every image the same class probabilities."""
+    return keras.Sequential([
+        keras.Input((32, 32, 3)), keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros",
+                           bias_initializer=keras.initializers.Constant(np.log(probabilities))),
+    ])
+
+
+@pytest.mark.parametrize("top,confident", [(0.91, 1.0), (0.89, 0.0)])
+def test_confident_means_a_top_probability_of_at_least_0_9(top, confident):
+    p = np.r_[top, np.full(9, (1 - top) / 9)]
+    result = modes.mode_count(np.zeros((20, 32, 32, 3), np.float32), classifier=stub_classifier(p))
+    assert result["confident"] == confident
+    assert result["histogram"].tolist() == [20] + [0] * 9 and result["classes_found"] == 1
+    assert result["kl"] == pytest.approx(np.log(10))  # all in one of 10 even classes
+
+
 def test_features_are_the_penultimate_layer(model):
     x = gan_lib.load_real_samples("shapes", limit=20)
     f = modes.features(x, classifier=model)

@@ -250,13 +250,16 @@ def _read_npz(path, key):
         raise ValueError(f"{path} is not a readable .npz file ({e})") from None
 
 
-def _fashion_mnist():
+def _fashion_mnist(fname="train-images-idx3-ubyte.gz"):
     """Fashion-MNIST's 60,000 training images, uint8 (60000, 28, 28), from the Keras cache (KERAS_HOME read
-    now, like the other datasets), downloading the one file needed once."""
+    now, like the other datasets), downloading the one file needed once.
+
+    fname="train-labels-idx1-ubyte.gz" gives their labels instead, uint8 (60000,).
+    """
     import gzip
 
     try:
-        path = keras.utils.get_file("train-images-idx3-ubyte.gz", origin=FASHION_URL + "train-images-idx3-ubyte.gz",
+        path = keras.utils.get_file(fname, origin=FASHION_URL + fname,
                                     cache_dir=os.path.dirname(_keras_cache()),
                                     cache_subdir=os.path.join("datasets", "fashion-mnist"))
     except Exception as e:
@@ -265,7 +268,22 @@ def _fashion_mnist():
             "Use --dataset shapes (embedded) or --dataset PATH to a local .npz"
         ) from None
     with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)  # IDX: 16-byte header
+        if "labels" in fname:
+            return np.frombuffer(f.read(), np.uint8, offset=8)  # IDX labels: 8-byte header
+        return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)  # IDX images: 16-byte header
+
+
+def _labelled(dataset):
+    """The training split of 'mnist' or 'fashion_mnist' with its labels: uint8 (N, 32, 32), int64 (N,).
+
+    For the mode-counting classifier (modes.py); load_images gives the images alone.
+    """
+    if dataset == "mnist":
+        path = _download("mnist.npz", MNIST_URL, "MNIST")
+        return _pad_to_32(_read_npz(path, "x_train")), _read_npz(path, "y_train").astype(np.int64)
+    if dataset == "fashion_mnist":
+        return _pad_to_32(_fashion_mnist()), _fashion_mnist("train-labels-idx1-ubyte.gz").astype(np.int64)
+    raise ValueError(f"no labelled loader for {dataset!r}; 'mnist' and 'fashion_mnist' have one")
 
 
 def read_image_folder(folder):

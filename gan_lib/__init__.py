@@ -38,7 +38,7 @@ from .models import (
     define_generator,
     set_precision,
 )
-from .modes import classifier, classifier_accuracy, features, memorisation_score, mode_count, nearest_training, plot_nearest
+from .modes import classifier, classifier_accuracy, memorisation_score, mode_count, nearest_training, plot_nearest
 from .panel import DEFAULTS, check_panel
 from .plots import image_grid, make_gif, plot_history, save_plot, show_images
 from .runs import HISTORY_COLUMNS, default_outputs, load_panel, new_run_dir, read_history

@@ -353,6 +353,7 @@ def test_bad_input_is_one_clear_value_error(model, call, message):
 
 
 def test_public_names_are_exported():
-    for name in ("classifier", "classifier_accuracy", "mode_count", "features", "nearest_training",
+    for name in ("classifier", "classifier_accuracy", "mode_count", "nearest_training",
                  "memorisation_score", "plot_nearest"):
         assert getattr(gan_lib, name) is getattr(modes, name)
+    assert not hasattr(gan_lib, "features")  # too generic a name for the package: gan_lib.modes.features

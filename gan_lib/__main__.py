@@ -43,6 +43,18 @@ def build_parser():
     kind.add_argument("--tutorial-loop", action="store_true", help="the tutorial's train_on_batch loop instead, as the "
                       "notebooks teach it (panel key fast=false); a resumed run keeps the kind it started with")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
+    e = sub.add_parser("evaluate", help="score a trained generator: mode count, Frechet distances, memorisation",
+                       description="Score a generator against its run's dataset; prints a table and writes "
+                       "metrics.json beside the model. Metrics that cannot run here say why; the others still run.")
+    e.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder (uses its generator.keras and panel.json's "
+                   "dataset) or a .keras file (then give --dataset)")
+    e.add_argument("--metrics", default="modes,domain_fd,memorisation,kid,fid", metavar="LIST",
+                   help="comma-separated, from modes, domain_fd, memorisation (shapes, mnist, fashion_mnist: gan_lib's "
+                   "classifier), kid, fid (Inception-v3, ImageNet weights; downloaded once)")
+    e.add_argument("--n", type=int, default=1000, help="generated (and real) images to score (default 1000)")
+    e.add_argument("--dataset", metavar="NAME_OR_PATH", help="the real images (default: the run's panel.json)")
+    e.add_argument("--weights", metavar="PATH", help="Inception-v3 weights file to use instead of downloading")
+    e.add_argument("--seed", type=int, default=0, help="random seed for the images drawn (default 0)")
     g = sub.add_parser("generate", help="draw an n x n grid of new images with a trained generator")
     g.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder (uses its generator.keras) or a .keras file")
     g.add_argument("--n", type=int, default=10, help="grid side: n x n images (default 10)")
@@ -160,6 +172,39 @@ def cmd_generate(args):
     print(f"wrote {out}: {args.n}x{args.n} images from {model_path}")
 
 
+def cmd_evaluate(args):
+    import json
+
+    from .data import load_real_samples
+    from .evaluate import evaluate_generator
+    from .files import atomic_path
+    from .runs import load_panel
+
+    g_model, model_path = load_generator(args.model)
+    folder = os.path.dirname(model_path)
+    panel = load_panel(folder) if os.path.exists(os.path.join(folder, "panel.json")) else {}
+    dataset = args.dataset or panel.get("dataset")
+    if not dataset:
+        raise ValueError(f"{model_path} is not in a run folder, so give the real images with --dataset")
+    real = load_real_samples(dataset, 0 if args.dataset else panel.get("limit", 0))
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    scores, skipped = evaluate_generator(g_model, real, dataset, metrics, args.n, args.weights or "imagenet", args.seed)
+    print(f"{model_path} against {dataset} ({len(real)} images), {args.n} generated:")
+    for metric in metrics:
+        print(f"  {metric:<13} {_shown(scores[metric]) if metric in scores else 'not run: ' + skipped[metric]}")
+    out = os.path.join(folder, "metrics.json")
+    with atomic_path(out) as tmp, open(tmp, "w") as f:
+        json.dump({"model": os.path.basename(model_path), "dataset": dataset, "n": args.n, "seed": args.seed,
+                   "scores": scores, "not_run": skipped}, f, indent=2)
+    print(f"wrote {out}")
+
+
+def _shown(value):
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return f"{value:.4g}"
+
+
 def out_of_memory(error):
     """True for the out-of-memory errors of Python and of each backend (TensorFlow, JAX/XLA, torch)."""
     text = f"{type(error).__name__}: {error}"[:2000]
@@ -172,7 +217,7 @@ def main(argv=None):
     from .training import TrainingDiverged
 
     try:
-        cmd_train(args) if args.command == "train" else cmd_generate(args)
+        {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
     except (ValueError, OSError, TrainingDiverged) as e:  # DownloadError is an OSError
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -5,7 +5,9 @@ import os
 import keras
 import numpy as np
 
-from .data import generate_fake_samples, generate_real_samples
+from . import metrics as inception
+from . import modes
+from .data import DownloadError, generate_fake_samples, generate_real_samples
 from .files import atomic_path, copy_file
 from .plots import save_plot
 
@@ -48,3 +50,57 @@ def summarize_performance(epoch, g_model, d_model, dataset, latent_dim, n_sample
         save_plot(x_fake, epoch, n=n, run_dir=run_dir)
     save_generator(g_model, epoch, run_dir)
     return acc_real, acc_fake
+
+
+# ---------------------------------------------------------------- scoring a trained generator (python -m gan_lib evaluate)
+
+METRICS = ("modes", "domain_fd", "memorisation", "kid", "fid")  # the classifier's three, then Inception's two
+CLASSIFIED = ("shapes", "mnist", "fashion_mnist")  # datasets gan_lib has a classifier for (gan_lib/modes.py)
+
+
+def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000, weights="imagenet", seed=0):
+    """Score g_model's images against real images (N, H, W, C) in [-1, 1]; returns (scores, skipped).
+
+    scores: {metric: value or dict}; skipped: {metric: one line saying why it could not run
+    here}. A metric that cannot run never stops the others.
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+    if n < 2:
+        raise ValueError(f"--n must be at least 2, got {n}")
+    rng = np.random.default_rng(seed)
+    fake, _ = generate_fake_samples(g_model, g_model.input_shape[-1], n, rng)
+    training, real = real, real[rng.choice(len(real), min(n, len(real)), replace=False)]  # n of each: FID's bias
+    scores, skipped, cache = {}, {}, {}
+    for metric in metrics:
+        if metric in ("modes", "domain_fd", "memorisation") and dataset not in CLASSIFIED:
+            skipped[metric] = f"needs a dataset gan_lib has a classifier for ({', '.join(CLASSIFIED)}), not {dataset!r}"
+            continue
+        if metric in ("kid", "fid") and metric in skipped:
+            continue
+        try:
+            scores[metric] = _score(metric, real, fake, training, dataset, weights, seed, cache)
+        except (DownloadError, ValueError) as e:  # no network for the Inception weights or the MNIST labels, ...
+            reason = " ".join(str(e).split())
+            for m in (("kid", "fid") if metric in ("kid", "fid") else (metric,)):
+                if m in metrics:
+                    skipped[m] = reason  # Inception's failure stops both of its metrics, said once each
+    return scores, skipped
+
+
+def _score(metric, real, fake, training, dataset, weights, seed, cache):
+    """One metric's value; cache keeps the Inception features, which FID and KID share."""
+    if metric == "modes":
+        found = modes.mode_count(fake, dataset)
+        return {k: found[k] for k in ("classes_found", "kl", "confident")}
+    if metric == "domain_fd":  # the Frechet distance on the classifier's features: cheap, and no download
+        return inception.fid_from_features(modes.features(real, dataset), modes.features(fake, dataset))
+    if metric == "memorisation":
+        return modes.memorisation_score(fake, training, dataset=dataset)  # against every training image
+    if "inception" not in cache:  # 2048-d pool features at 299 x 299: the slow part
+        cache["inception"] = (inception.inception_features(real, weights), inception.inception_features(fake, weights))
+    if metric == "fid":
+        return inception.fid_from_features(*cache["inception"])
+    mean, std = inception.kid(*cache["inception"], rng=seed)
+    return {"mean": mean, "std": std}

@@ -96,3 +96,9 @@ def offline_env(tmp_path):
            "GAN_LIB_TEST_NETWORK_LOG": str(log), "no_proxy": "", "NO_PROXY": ""}
     env.update({name: closed for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy")})
     return env, log
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory):
+    """A folder for gan_lib.modes' classifiers (the shapes one trains on first use, about 20 s), shared by the session."""
+    return tmp_path_factory.mktemp("classifiers")

@@ -216,3 +216,54 @@ def json_panel(run_dir):
 
     with open(os.path.join(run_dir, "panel.json")) as f:
         return json.load(f)
+
+
+@pytest.fixture
+def evaluated(cli_run, classifier_cache, tmp_path, in_process, monkeypatch):
+    """`evaluate` on a copy of the module's run, offline: the shapes classifier from the session's cache."""
+    import keras
+
+    from gan_lib import modes
+
+    modes.classifier("shapes", cache_dir=classifier_cache, verbose=False)  # trained once per session
+    home = tmp_path / "keras_home"
+    (home / "gan_lib").mkdir(parents=True)
+    shutil.copy(modes.classifier_path("shapes", cache_dir=classifier_cache), home / "gan_lib")
+    monkeypatch.setenv("KERAS_HOME", str(home))
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable (test)")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(cli_run[0], run_dir)
+    return run_dir, in_process("evaluate", run_dir, "--n", "40")
+
+
+def test_evaluate_scores_a_run_offline_and_says_why_inception_cannot_run(evaluated):
+    import json
+
+    run_dir, result = evaluated
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert set(lines) == {"modes", "domain_fd", "memorisation", "kid", "fid"}
+    assert "classes_found" in lines["modes"] and "not run" not in lines["domain_fd"]
+    for metric in ("kid", "fid"):
+        assert "not run:" in lines[metric] and "--weights PATH" in lines[metric], lines[metric]
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        saved = json.load(f)
+    assert set(saved["scores"]) == {"modes", "domain_fd", "memorisation"} and set(saved["not_run"]) == {"kid", "fid"}
+    assert 0 <= saved["scores"]["modes"]["classes_found"] <= 10 and saved["scores"]["domain_fd"] > 0
+    assert 0.0 <= saved["scores"]["memorisation"] <= 1.0 and saved["n"] == 40
+
+
+def test_evaluate_bad_input_is_one_line(evaluated, in_process, tmp_path):
+    import pathlib
+
+    run_dir, _ = evaluated
+    before = tree(pathlib.Path(run_dir))
+    assert_one_line_error(in_process("evaluate", run_dir, "--metrics", "modes,bogus"), "unknown metric 'bogus'")
+    assert_one_line_error(in_process("evaluate", run_dir, "--n", "1"), "--n must be at least 2")
+    assert_one_line_error(in_process("evaluate", os.path.join(run_dir, "generator.keras").replace("run", "nowhere")),
+                          "neither a run folder")
+    assert tree(pathlib.Path(run_dir)) == before  # a refused evaluate writes nothing

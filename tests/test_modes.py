@@ -23,8 +23,8 @@ def keras_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("classifiers")
+def cache(classifier_cache):
+    return classifier_cache
 
 
 @pytest.fixture(scope="session")

@@ -86,3 +86,67 @@ def train_toy(g_model, d_model, gan_model, latent_dim, n_steps, n_batch=128, rng
         g_loss = gan_model.train_on_batch(z, np.ones((n_batch, 1), dtype=np.float32))
         history.append({"d_loss_real": float(d_loss_real), "d_loss_fake": float(d_loss_fake), "g_loss": float(g_loss)})
     return history
+
+
+# ---------------------------------------------------------------- toys with known modes (ring and grid)
+
+# name -> (mode centres, std of each Gaussian): the 2-D benchmarks of Metz et al. 2017, VEEGAN and PacGAN
+MODE_TOYS = {
+    "ring": (np.stack([np.cos(2 * np.pi * np.arange(8) / 8), np.sin(2 * np.pi * np.arange(8) / 8)], axis=1), 0.01),
+    "grid": (np.array([(x, y) for x in (-4, -2, 0, 2, 4) for y in (-4, -2, 0, 2, 4)], dtype=np.float64), 0.05),
+}
+MIN_COUNT = 5  # a mode counts as covered with at least this many high-quality samples (of 2,500: 0.2%)
+
+
+def sample_modes(name, n, rng=None):
+    """n points of toy `name` (ring or grid): a mode chosen uniformly, plus Gaussian noise. float32 (n, 2)."""
+    means, std = _mode_toy(name)
+    rng = rng or np.random.default_rng()
+    return (means[rng.integers(0, len(means), n)] + rng.normal(0.0, std, (n, 2))).astype(np.float32)
+
+
+def mode_scores(points, name, min_count=MIN_COUNT):
+    """How well points (N, 2) cover toy `name`'s modes, as the papers score it.
+
+    high_quality: share of points within 3 std of their nearest mode; modes: how many
+    modes hold at least min_count of those; reverse_kl: KL(generated mode histogram ||
+    uniform), over the high-quality points (0 = every mode equally often).
+    """
+    means, std = _mode_toy(name)
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"points must have shape (N, 2), got {p.shape}")
+    dist = np.linalg.norm(p[:, None, :] - means[None, :, :], axis=2)  # (N, K)
+    nearest = dist.argmin(axis=1)
+    good = dist[np.arange(len(p)), nearest] <= 3 * std
+    counts = np.bincount(nearest[good], minlength=len(means))
+    share = counts / max(counts.sum(), 1)
+    kl = float(np.sum(share[share > 0] * np.log(share[share > 0] * len(means)))) if counts.sum() else float("inf")
+    return {"modes": int((counts >= min_count).sum()), "of": len(means), "high_quality": float(good.mean()),
+            "reverse_kl": kl, "counts": counts.tolist()}
+
+
+def _mode_toy(name):
+    if name not in MODE_TOYS:
+        raise ValueError(f"unknown toy {name!r}; choose one of {', '.join(MODE_TOYS)}")
+    return MODE_TOYS[name]
+
+
+def define_mlp_discriminator(n_inputs=2, units=128, depth=3, lr=0.0002, beta_1=0.5):
+    """Point (n_inputs,) -> probability that it is real (1,): depth ReLU layers of `units`. Compiled like the tutorial's D."""
+    model = keras.Sequential(
+        [keras.Input(shape=(n_inputs,))] + [layers.Dense(units, activation="relu") for _ in range(depth)]
+        + [layers.Dense(1, activation="sigmoid")],
+        name="mlp_discriminator",
+    )
+    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1))
+    return model
+
+
+def define_mlp_generator(latent_dim=2, n_outputs=2, units=128, depth=3):
+    """Latent point (latent_dim,) -> point (n_outputs,), linear output: depth ReLU layers of `units`."""
+    return keras.Sequential(
+        [keras.Input(shape=(latent_dim,))] + [layers.Dense(units, activation="relu") for _ in range(depth)]
+        + [layers.Dense(n_outputs)],
+        name="mlp_generator",
+    )

@@ -132,21 +132,202 @@ def _mode_toy(name):
     return MODE_TOYS[name]
 
 
-def define_mlp_discriminator(n_inputs=2, units=128, depth=3, lr=0.0002, beta_1=0.5):
-    """Point (n_inputs,) -> probability that it is real (1,): depth ReLU layers of `units`. Compiled like the tutorial's D."""
+# ---------------------------------------------------------------- PacGAN packing and a fixed scale (the grid's remedy)
+
+
+class Pack(layers.Layer):
+    """(n, d) -> (n / m, m * d): each row holds m consecutive points side by side (PacGAN, Lin et al. 2018).
+
+    D then judges m samples at once; a batch of one collapsed mode looks alike and is easy
+    to spot, so G is pushed to spread out. n must be a multiple of m.
+    """
+
+    def __init__(self, m, **kwargs):
+        super().__init__(**kwargs)
+        self.m = m
+
+    def call(self, x):
+        return keras.ops.reshape(x, (-1, self.m * x.shape[-1]))  # row i: points i*m .. i*m + m - 1
+
+    def compute_output_shape(self, shape):
+        return (None if shape[0] is None else shape[0] // self.m, self.m * shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "m": self.m}
+
+
+class Unpack(layers.Layer):
+    """(n / m, k) -> (n, k): each pack's output repeated for its m members.
+
+    D's output then has one row per point, as the training steps' labels and losses expect:
+    every member of a pack gets the pack's score, so the mean loss over the n points equals
+    the mean over the n / m packs (same value, same gradients).
+    """
+
+    def __init__(self, m, **kwargs):
+        super().__init__(**kwargs)
+        self.m = m
+
+    def call(self, x):
+        return keras.ops.repeat(x, self.m, axis=0)
+
+    def compute_output_shape(self, shape):
+        return (None if shape[0] is None else shape[0] * self.m, shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "m": self.m}
+
+
+def define_mlp_discriminator(pack=1, scale=1.0, units=128, depth=3, lr=0.0002, beta_1=0.5):
+    """Points (n, 2) -> probability (n, 1), each point scored with the m - 1 points packed beside it.
+
+    Inputs are divided by `scale` first (a fixed layer, no weights), so a toy spanning
+    [-scale, scale] reaches D in [-1, 1]. depth ReLU layers of `units`. Compiled like the tutorial's D
+    (with accuracy, which the tutorial loop reports).
+    """
     model = keras.Sequential(
-        [keras.Input(shape=(n_inputs,))] + [layers.Dense(units, activation="relu") for _ in range(depth)]
-        + [layers.Dense(1, activation="sigmoid")],
+        [keras.Input(shape=(2,)), layers.Rescaling(1.0 / scale), Pack(pack)]  # (n, 2) -> (n / m, 2m)
+        + [layers.Dense(units, activation="relu") for _ in range(depth)]
+        + [layers.Dense(1, activation="sigmoid"), Unpack(pack)],  # (n / m, 1) -> (n, 1)
         name="mlp_discriminator",
     )
-    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1))
+    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1),
+                  metrics=["accuracy"])
     return model
 
 
-def define_mlp_generator(latent_dim=2, n_outputs=2, units=128, depth=3):
-    """Latent point (latent_dim,) -> point (n_outputs,), linear output: depth ReLU layers of `units`."""
+def define_mlp_generator(latent_dim=2, scale=1.0, units=128, depth=3):
+    """Latent point (latent_dim,) -> point (2,): depth ReLU layers of `units`, a linear output times `scale`
+    (a fixed layer, no weights)."""
     return keras.Sequential(
         [keras.Input(shape=(latent_dim,))] + [layers.Dense(units, activation="relu") for _ in range(depth)]
-        + [layers.Dense(n_outputs)],
+        + [layers.Dense(2), layers.Rescaling(scale)],
         name="mlp_generator",
     )
+
+
+# ---------------------------------------------------------------- training a toy from scratch (`python -m gan_lib toy`)
+
+# Settings of the toys' models, beside the control panel's keys (set them with --set KEY=VALUE too)
+MODEL_KEYS = {
+    "pack": 1,  # PacGAN: D judges this many samples together; n_batch / 2 must be a multiple of it
+    "scale": 1.0,  # G's output is multiplied by it and D's input divided by it (fixed layers): the toy's extent
+    "units": 128,  # neurons in each hidden layer of G and D
+    "depth": 3,  # hidden layers of G and D
+}
+
+# Each toy's defaults: the panel keys and model keys it changes, and its steps (measured: benchmarks/toys.py)
+TOY_DEFAULTS = {
+    "ring": {"steps": 10000, "n_batch": 512, "latent_dim": 2, "d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5},
+    "grid": {"steps": 10000, "n_batch": 512, "latent_dim": 2, "d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5,
+             "pack": 4, "scale": 4.0},
+    # the tutorial's small models (define_toy_*), Adam 0.001 with Keras' default beta_1
+    "parabola": {"steps": 4000, "n_batch": 128, "latent_dim": 5, "d_lr": 0.001, "g_lr": 0.001, "beta_1": 0.9},
+}
+N_SAMPLES = 2500  # generated points scored and saved, as in the papers
+N_DATA = 100_000  # real points drawn once; the training steps sample their half batches from them
+
+
+def toy_settings(name, overrides=None):
+    """The panel (checked by check_panel) and the model settings for toy `name`: its defaults, then overrides.
+
+    overrides: panel keys and MODEL_KEYS. Returns (panel, model) dicts. ValueError for an
+    unknown toy or key, or values that cannot work together.
+    """
+    from .panel import check_panel
+
+    if name not in TOY_DEFAULTS:
+        raise ValueError(f"unknown toy {name!r}; choose one of {', '.join(TOY_DEFAULTS)}")
+    merged = {**TOY_DEFAULTS[name], **(overrides or {})}
+    merged.pop("steps")
+    model = dict(MODEL_KEYS)
+    for key in MODEL_KEYS:
+        if key in merged:
+            model[key] = merged.pop(key)
+    if name == "parabola" and model != MODEL_KEYS:
+        raise ValueError("pack, scale, units and depth set the ring's and grid's models; "
+                         "the parabola trains the tutorial's small ones (leave them out)")
+    for key, want in (("pack", int), ("units", int), ("depth", int)):
+        if type(model[key]) is not want or model[key] < 1:
+            raise ValueError(f"{key} must be a whole number of at least 1, got {model[key]!r}")
+    if isinstance(model["scale"], bool) or not isinstance(model["scale"], (int, float)) or not model["scale"] > 0:
+        raise ValueError(f"scale must be a number above 0 (the toy's extent: 1 for the ring, 4 for the grid), "
+                         f"got {model['scale']!r}")
+    model["scale"] = float(model["scale"])
+    panel = check_panel(dataset=name, **merged)
+    if (panel["n_batch"] // 2) % model["pack"]:
+        raise ValueError(f"the half batch ({panel['n_batch'] // 2}) must be a multiple of pack ({model['pack']}): "
+                         f"choose n_batch a multiple of {2 * model['pack']}")
+    if model["pack"] > 1 and panel["label_noise"] > 0:
+        raise ValueError("label_noise flips single labels, but a pack shares one label; "
+                         "use label_noise=0 with pack above 1")
+    return panel, model
+
+
+def build_toy_models(name, panel, model):
+    """(g_model, d_model, gan_model) for toy `name`, compiled with the panel's Adam settings."""
+    from .models import apply_panel_optimizers, define_gan
+
+    if name == "parabola":
+        d = define_toy_discriminator(lr=panel["d_lr"])
+        g = define_toy_generator(panel["latent_dim"])
+    else:
+        d = define_mlp_discriminator(model["pack"], model["scale"], model["units"], model["depth"], panel["d_lr"])
+        g = define_mlp_generator(panel["latent_dim"], model["scale"], model["units"], model["depth"])
+    gan = define_gan(g, d, lr=panel["g_lr"], beta_1=panel["beta_1"])
+    apply_panel_optimizers(d, gan, panel, explicit=("d_lr", "g_lr", "beta_1"))  # D's beta_1 too
+    return g, d, gan
+
+
+def real_toy_points(name, n, rng):
+    """n real points of toy `name`: float32 (n, 2)."""
+    return generate_real_points(n, rng)[0] if name == "parabola" else sample_modes(name, n, rng)
+
+
+def toy_scores(points, name):
+    """The toy's scores for points (N, 2): mode_scores for ring and grid; curve_distance and coverage for the parabola."""
+    if name == "parabola":
+        return {"curve_distance": curve_distance(points), "coverage": coverage(points)}
+    return mode_scores(points, name)
+
+
+def train_named_toy(name, steps, panel, model, log=None, log_every=0):
+    """Train toy `name` from new models for `steps` steps; returns (samples float32 (2500, 2), scores, history).
+
+    panel["fast"]: the fused step (FusedStep) or the tutorial's train_on_batch loop
+    (training.train_step). log(line), every log_every steps: the losses and the scores so far.
+    The caller seeds first (gan_lib.set_seed) for repeatable weights.
+    """
+    from .fused import FusedStep
+    from .training import train_step
+
+    rng = np.random.default_rng(panel["seed"])
+    data = real_toy_points(name, N_DATA, rng)  # (N_DATA, 2)
+    z = rng.standard_normal((N_SAMPLES, panel["latent_dim"])).astype(np.float32)  # the points scored and saved
+    g, d, gan = build_toy_models(name, panel, model)
+    fused = FusedStep(g, d, gan, data, panel) if panel["fast"] else None
+    history = []
+    for k in range(steps):
+        if fused:
+            fused(k)
+        else:
+            history.append(train_step(g, d, gan, data, panel["latent_dim"], panel["n_batch"], rng, panel))
+        if log and log_every and ((k + 1) % log_every == 0 or k + 1 == steps):
+            if fused:
+                history += fused.read()  # one transfer for the steps since the last line
+            last = history[-1]
+            scores = toy_scores(keras.ops.convert_to_numpy(g(z)), name)
+            log(f"step {k + 1}/{steps}: d_loss_real {last['d_loss_real']:.3f} d_loss_fake {last['d_loss_fake']:.3f} "
+                f"g_loss {last['g_loss']:.3f} | {describe_scores(scores)}")
+    if fused:
+        history += fused.read()
+    samples = keras.ops.convert_to_numpy(g(z)).astype(np.float32)
+    return samples, toy_scores(samples, name), history
+
+
+def describe_scores(scores):
+    """One line for toy_scores' dict."""
+    if "curve_distance" in scores:
+        return f"distance to the curve {scores['curve_distance']:.4f}, coverage {scores['coverage']:.2f}"
+    return (f"modes {scores['modes']}/{scores['of']}, high quality {scores['high_quality']:.1%}, "
+            f"reverse KL {scores['reverse_kl']:.3f}")

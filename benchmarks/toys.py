@@ -1,0 +1,48 @@
+"""The toys with known modes at their default settings, beside the plain GAN, as one table.
+
+    python benchmarks/toys.py [--steps N] [--toys ring grid] [--seed 1]
+
+For each toy: the `toy` command's defaults (gan_lib.toy.TOY_DEFAULTS; the grid's packs
+4 points per D judgement and scales by 4), and the plain setup (pack=1, scale=1) with
+the same steps, batch and optimizers. Prints modes covered, high-quality share,
+reverse KL, wall and CPU seconds and the load average: the machines are shared, so
+read CPU seconds (all threads of this process) beside wall time.
+"""
+
+import argparse
+import os
+import time
+
+import gan_lib
+from gan_lib import toy
+
+
+def run(name, steps, overrides, seed):
+    panel, model = toy.toy_settings(name, {"fast": True, "seed": seed, **overrides})
+    gan_lib.set_seed(seed)
+    wall, cpu = time.perf_counter(), time.process_time()
+    _, scores, _ = toy.train_named_toy(name, steps, panel, model)
+    return scores, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, help="steps for every row (default: each toy's own)")
+    parser.add_argument("--toys", nargs="+", default=["ring", "grid"], choices=["ring", "grid"])
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print(f"{'toy':5} {'setup':22} {'steps':>6} {'modes':>7} {'HQ':>6} {'rev KL':>7} {'wall s':>7} {'CPU s':>7}  load avg")
+    for name in args.toys:
+        steps = args.steps or toy.TOY_DEFAULTS[name]["steps"]
+        setups = {"defaults": {}}
+        if toy.TOY_DEFAULTS[name].get("pack", 1) != 1 or toy.TOY_DEFAULTS[name].get("scale", 1.0) != 1.0:
+            setups["plain (pack 1, scale 1)"] = {"pack": 1, "scale": 1.0}
+        for label, overrides in setups.items():
+            scores, wall, cpu = run(name, steps, overrides, args.seed)
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"{name:5} {label:22} {steps:6d} {scores['modes']:4d}/{scores['of']:<2d} {scores['high_quality']:6.1%} "
+                  f"{scores['reverse_kl']:7.3f} {wall:7.1f} {cpu:7.1f}  {load}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -198,6 +198,7 @@ def test_a_scaled_generator_and_discriminator_rescale_by_the_toys_extent():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"pack": 3}, r"half batch \(256\) must be a multiple of pack \(3\)"),
+    ({"pack": 4, "n_batch": 516}, r"half batch \(258\) must be a multiple of pack \(4\)"),  # 516 is, 258 is not
     ({"pack": 0}, "pack must be a whole number of at least 1"),
     ({"scale": -1.0}, "scale must be a number above 0"),
     ({"pack": 2, "label_noise": 0.05}, "use label_noise=0 with pack above 1"),
@@ -225,11 +226,15 @@ def run_cli(args, capsys):
     return code, out, err
 
 
-@pytest.mark.parametrize("name, loop", [("grid", []), ("ring", ["--tutorial-loop"]), ("parabola", [])])
-def test_the_toy_command_writes_samples_metrics_and_a_picture(name, loop, tmp_path, capsys):
+@pytest.mark.parametrize("name, extra", [
+    ("grid", ["--set", "units=8", "--set", "pack=4"]),  # the fused step with packed D
+    ("ring", ["--set", "units=8", "--set", "pack=2", "--tutorial-loop"]),  # train_on_batch with packed D
+    ("parabola", ["--set", "latent_dim=3"]),
+])
+def test_the_toy_command_writes_samples_metrics_and_a_picture(name, extra, tmp_path, capsys):
     out = tmp_path / "run"
-    code, text, err = run_cli(["toy", name, "--steps", "4", "--batch", "16", "--out", str(out), "--set", "units=8"
-                               if name != "parabola" else "latent_dim=3", *loop], capsys)
+    loop = "--tutorial-loop" in extra
+    code, text, err = run_cli(["toy", name, "--steps", "4", "--batch", "16", "--out", str(out), *extra], capsys)
     assert code == 0, err
     samples = np.load(out / "samples.npy")
     assert samples.shape == (2500, 2) and samples.dtype == np.float32 and np.isfinite(samples).all()
@@ -239,6 +244,8 @@ def test_the_toy_command_writes_samples_metrics_and_a_picture(name, loop, tmp_pa
     assert metrics["scores"] == toy.toy_scores(samples, name)  # the scores are of the saved points
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "step 4/4" in text and "wrote" in text
+    if name != "parabola":
+        assert metrics["settings"]["pack"] == int(extra[3][-1]) and metrics["settings"]["units"] == 8
 
 
 @pytest.mark.parametrize("args, message", [

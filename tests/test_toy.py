@@ -211,9 +211,10 @@ def test_toy_settings_refuse_what_cannot_work(overrides, message):
 
 
 def test_toy_settings_start_from_the_toys_defaults():
-    panel, model = toy.toy_settings("grid", {"pack": 2})
+    panel, model = toy.toy_settings("grid", {"pack": 4, "d_lr": 0.0005})
     assert panel["n_batch"] == toy.TOY_DEFAULTS["grid"]["n_batch"] and panel["latent_dim"] == 2
-    assert model["pack"] == 2 and model["scale"] == toy.TOY_DEFAULTS["grid"]["scale"]
+    assert panel["label_smoothing"] == toy.TOY_DEFAULTS["grid"]["label_smoothing"] and panel["d_lr"] == 0.0005
+    assert model["pack"] == 4 and model["scale"] == toy.TOY_DEFAULTS["grid"]["scale"] and model["units"] == 128
     with pytest.raises(ValueError, match="the parabola trains the tutorial's small ones"):
         toy.toy_settings("parabola", {"pack": 2})
 

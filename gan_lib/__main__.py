@@ -1,4 +1,4 @@
-"""Command line: `python -m gan_lib train ...` and `python -m gan_lib generate ...`.
+"""Command line: `python -m gan_lib train ...`, `python -m gan_lib toy ...` and `python -m gan_lib generate ...`.
 
 Parses flags and calls the library; errors become one line on stderr.
 """
@@ -43,6 +43,23 @@ def build_parser():
     kind.add_argument("--tutorial-loop", action="store_true", help="the tutorial's train_on_batch loop instead, as the "
                       "notebooks teach it (panel key fast=false); a resumed run keeps the kind it started with")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
+    y = sub.add_parser("toy", help="train a toy GAN on 2-D points (ring, grid of Gaussians, parabola) and score it",
+                       description="Train a toy GAN on points whose modes are known, and score it: modes covered, "
+                       "high-quality share and reverse KL (ring, grid), or distance to the curve and coverage "
+                       "(parabola). Writes samples.npy, metrics.json and samples.png.")
+    y.add_argument("toy", metavar="ring|grid|parabola", help="ring: 8 Gaussians on a circle; grid: 25 on a 5x5 grid; "
+                   "parabola: points (x, x^2)")
+    y.add_argument("--steps", type=int, metavar="N", help="training steps (default: the toy's, see gan_lib.toy.TOY_DEFAULTS)")
+    y.add_argument("--batch", type=int, metavar="N", help="points per step, even (panel n_batch)")
+    y.add_argument("--out", metavar="DIR", help="the folder to create (default: outputs/TOY-DATE-TIME); must be new or empty")
+    y.add_argument("--seed", type=int, metavar="N", help=f"random seed (default {DEFAULTS['seed']})")
+    y.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a panel key (e.g. latent_dim, d_lr, g_lr, beta_1, label_smoothing) or a model key: "
+                   "pack (PacGAN: D judges this many points together), scale (the toy's extent), units, depth")
+    kind = y.add_mutually_exclusive_group()
+    kind.add_argument("--fast", action="store_true", help="the fused step (the default)")
+    kind.add_argument("--tutorial-loop", action="store_true", help="the tutorial's train_on_batch loop instead")
+    y.add_argument("--quiet", action="store_true", help="no progress lines")
     e = sub.add_parser("evaluate", help="score a trained generator: mode count, Frechet distances, memorisation",
                        description="Score a generator against its run's dataset; prints a table and writes "
                        "metrics.json beside the model. Metrics that cannot run here say why; the others still run.")
@@ -127,6 +144,72 @@ def cmd_train(args):
     training.train(g_model, d_model, gan_model, x, panel=panel, run_dir=run_dir, verbose=0 if args.quiet else 1)
     if backend.is_chief():
         print(f"done: {run_dir} (generator.keras, generated_plot_e*.png, history.csv)")
+
+
+def cmd_toy(args):
+    import json
+    import time
+
+    import numpy as np
+
+    from . import plots, toy
+    from .backend import set_seed
+    from .files import atomic_path, write_text
+    from .panel import parse_setting
+
+    if args.toy not in toy.TOY_DEFAULTS:
+        raise ValueError(f"unknown toy {args.toy!r}; choose one of {', '.join(toy.TOY_DEFAULTS)}")
+    steps = toy.TOY_DEFAULTS[args.toy]["steps"] if args.steps is None else args.steps
+    if steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
+    overrides = {"fast": not args.tutorial_loop}
+    for text in args.set:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if key in toy.MODEL_KEYS and sep:
+            try:  # typed like the model key's default
+                overrides[key] = type(toy.MODEL_KEYS[key])(raw)
+            except ValueError:
+                kind = "an integer" if type(toy.MODEL_KEYS[key]) is int else "a number"
+                raise ValueError(f"--set {key}= wants {kind}, got {raw!r}") from None
+        else:
+            overrides.update([parse_setting(text)])
+    overrides.update({k: v for k, v in (("n_batch", args.batch), ("seed", args.seed)) if v is not None})
+    panel, model = toy.toy_settings(args.toy, overrides)
+    out = args.out
+    if out is None:
+        from .runs import new_run_dir
+
+        out = new_run_dir(None, args.toy)
+    elif os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise ValueError(f"--out {out!r} exists and is not an empty folder; choose a new folder")
+    os.makedirs(out, exist_ok=True)
+    log = None if args.quiet else print
+    if log:
+        log(f"toy {args.toy}: {steps} steps of {panel['n_batch']} points, "
+            f"{'fused step' if panel['fast'] else 'tutorial loop'}, {model if args.toy != 'parabola' else 'small models'}")
+    set_seed(panel["seed"], panel["deterministic"])
+    wall, cpu = time.perf_counter(), time.process_time()
+    samples, scores, _ = toy.train_named_toy(args.toy, steps, panel, model, log=log, log_every=max(1, steps // 10))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    with atomic_path(os.path.join(out, "samples.npy")) as tmp:
+        np.save(tmp, samples)  # float32 (2500, 2)
+    settings = {k: panel[k] for k in ("n_batch", "latent_dim", "d_lr", "g_lr", "beta_1", "seed", "fast",
+                                      "label_smoothing", "label_noise")}
+    if args.toy != "parabola":
+        settings.update(model)
+    metrics = {"toy": args.toy, "steps": steps, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+               "load_average": [round(x, 2) for x in os.getloadavg()], "scores": scores, "settings": settings}
+    write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    marks = None if args.toy == "parabola" else toy.MODE_TOYS[args.toy][0]
+    curve = None
+    if args.toy == "parabola":  # the true curve y = x^2 over X_RANGE, (101, 2)
+        x = np.linspace(*toy.X_RANGE, 101)
+        curve = np.stack([x, x * x], axis=1)
+    plots.save_points(samples, os.path.join(out, "samples.png"), marks, curve,
+                      f"{args.toy}, {steps} steps: {toy.describe_scores(scores)}")
+    print(f"{args.toy} after {steps} steps ({wall:.0f} s, {cpu:.0f} s CPU): {toy.describe_scores(scores)}")
+    print(f"wrote {out}: samples.npy, metrics.json, samples.png")
 
 
 def load_generator(path):
@@ -217,7 +300,7 @@ def main(argv=None):
     from .training import TrainingDiverged
 
     try:
-        {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
+        {"train": cmd_train, "toy": cmd_toy, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
     except (ValueError, OSError, TrainingDiverged) as e:  # DownloadError is an OSError
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -102,3 +102,23 @@ def make_gif(run_dir, path=None, ms_per_frame=400, max_frames=40, scale=0.5):
     with atomic_path(path) as tmp:
         images[0].save(tmp, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
     return path
+
+
+def save_points(points, path, marks=None, curve=None, title=""):
+    """Scatter of points (N, 2) saved as a PNG: true mode centres marks (K, 2) as red crosses, or a
+    reference curve (M, 2) as a red line. Returns the path."""
+    p = np.asarray(points)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, label="generated")
+    if marks is not None:
+        ax.scatter(marks[:, 0], marks[:, 1], marker="x", color="red", s=40, label="true modes")
+    if curve is not None:
+        ax.plot(curve[:, 0], curve[:, 1], color="red", lw=1, label="true curve")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path

@@ -1,5 +1,7 @@
 """The one-dimensional toy GAN: real points, the two metrics, the models, and a short training run."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -84,3 +86,183 @@ def test_a_short_run_moves_generated_points_toward_the_curve():
     assert np.isfinite([list(row.values()) for row in history]).all()
     assert changed(d0, weights(d)) and changed(g0, weights(g))
     assert after < 0.5 * before, f"distance to the curve went from {before:.3f} to {after:.3f}"
+
+
+# ---------------------------------------------------------------- toys with known modes: scores, samplers, packing, the command
+
+
+@pytest.mark.parametrize("name, k", [("ring", 8), ("grid", 25)])
+def test_mode_scores_on_the_exact_centres_cover_every_mode(name, k):
+    means = toy.MODE_TOYS[name][0]
+    s = toy.mode_scores(np.repeat(means, 10, axis=0), name)  # 10 points on each centre
+    assert (s["modes"], s["of"], s["high_quality"]) == (k, k, 1.0)
+    assert s["reverse_kl"] == pytest.approx(0.0, abs=1e-12) and s["counts"] == [10] * k
+
+
+@pytest.mark.parametrize("name, k", [("ring", 8), ("grid", 25)])
+def test_mode_scores_on_three_modes(name, k):
+    means = toy.MODE_TOYS[name][0]
+    points = np.repeat(means[[0, 3, 5]], [10, 10, 10], axis=0)
+    s = toy.mode_scores(points, name)
+    assert s["modes"] == 3 and s["high_quality"] == 1.0
+    assert s["reverse_kl"] == pytest.approx(np.log(k / 3))  # uniform over 3 of k modes
+
+
+def test_mode_scores_counts_a_mode_only_with_min_count_good_points():
+    means, std = toy.MODE_TOYS["ring"]
+    points = np.concatenate([np.repeat(means[:1], 5, axis=0), np.repeat(means[1:2], 4, axis=0)])
+    assert toy.mode_scores(points, "ring")["modes"] == 1  # 4 < MIN_COUNT = 5
+    near = means[:1] + [2.9 * std, 0.0]  # inside 3 std: high quality; 3.1 std: not
+    far = means[:1] + [3.1 * std, 0.0]
+    assert toy.mode_scores(np.concatenate([near, far]), "ring")["high_quality"] == 0.5
+
+
+def test_mode_scores_of_far_away_points_are_zero():
+    s = toy.mode_scores(np.full((100, 2), 50.0), "grid")
+    assert s["modes"] == 0 and s["high_quality"] == 0.0 and s["reverse_kl"] == float("inf")
+
+
+@pytest.mark.parametrize("bad", [np.zeros((10, 3)), np.zeros(10), np.zeros((2, 5, 2))])
+def test_mode_scores_wants_points_of_shape_n_by_2(bad):
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
+        toy.mode_scores(bad, "ring")
+
+
+def test_unknown_toys_are_refused():
+    with pytest.raises(ValueError, match="unknown toy 'blob'; choose one of ring, grid"):
+        toy.sample_modes("blob", 10)
+    with pytest.raises(ValueError, match="unknown toy"):
+        toy.toy_settings("blob")
+
+
+@pytest.mark.parametrize("name", ["ring", "grid"])
+def test_sample_modes_draws_every_mode_equally_with_the_stated_spread(name):
+    means, std = toy.MODE_TOYS[name]
+    points = toy.sample_modes(name, 50_000, np.random.default_rng(0))
+    assert points.shape == (50_000, 2) and points.dtype == np.float32
+    nearest = np.linalg.norm(points[:, None] - means[None], axis=2).argmin(axis=1)
+    share = np.bincount(nearest, minlength=len(means)) / len(points)
+    assert np.abs(share - 1 / len(means)).max() < 0.01  # uniform over the modes
+    offsets = points - means[nearest]
+    assert np.abs(offsets.mean(axis=0)).max() < 0.01 * std * 10  # centred on the modes
+    assert offsets.std(axis=0) == pytest.approx([std, std], rel=0.03)
+    s = toy.mode_scores(points[:2500], name)
+    assert s["modes"] == len(means) and s["high_quality"] > 0.98 and s["reverse_kl"] < 0.02
+
+
+def test_pack_puts_m_consecutive_points_side_by_side_and_unpack_repeats_per_pack():
+    x = np.arange(24, dtype=np.float32).reshape(12, 2)  # point i is (2i, 2i + 1)
+    packed = keras.ops.convert_to_numpy(toy.Pack(3)(x))
+    assert packed.shape == (4, 6)
+    np.testing.assert_array_equal(packed[1], np.concatenate([x[3], x[4], x[5]]))  # points 3, 4, 5: distinct samples
+    scores = np.array([[0.1], [0.2], [0.3], [0.4]], np.float32)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(toy.Unpack(3)(scores)).ravel(), np.repeat(scores.ravel(), 3))
+
+
+def test_a_packed_discriminator_scores_each_pack_from_all_its_members():
+    gan_lib.set_seed(0)
+    d = toy.define_mlp_discriminator(pack=4, scale=4.0, units=16, depth=2)
+    x = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
+    p = keras.ops.convert_to_numpy(d(x)).ravel()
+    assert p.shape == (8,) and np.all(p[:4] == p[0]) and np.all(p[4:] == p[4])  # one score per pack of 4
+    y = x.copy()
+    y[2] += 1.0  # a member of the first pack only
+    q = keras.ops.convert_to_numpy(d(y)).ravel()
+    assert q[0] != p[0] and np.array_equal(q[4:], p[4:])
+    assert d.layers[2].input.shape[-1] == 8  # the first Dense layer sees 4 points of 2 = 8 numbers
+
+
+def test_the_packed_loss_is_the_mean_over_packs():
+    """BCE over the n points (each pack's score repeated m times) equals BCE over the n / m packs."""
+    gan_lib.set_seed(0)
+    d = toy.define_mlp_discriminator(pack=2, units=8, depth=1)
+    x = np.random.default_rng(1).normal(size=(6, 2)).astype(np.float32)
+    p = keras.ops.convert_to_numpy(d(x)).ravel()[::2]  # one per pack
+    y = np.zeros((6, 1), np.float32)
+    assert d.evaluate(x, y, verbose=0)[0] == pytest.approx(float(-np.mean(np.log(1 - p))), rel=1e-5)
+
+
+def test_a_scaled_generator_and_discriminator_rescale_by_the_toys_extent():
+    gan_lib.set_seed(0)
+    g1 = toy.define_mlp_generator(2, scale=1.0, units=8, depth=1)
+    g4 = toy.define_mlp_generator(2, scale=4.0, units=8, depth=1)
+    g4.set_weights(g1.get_weights())
+    z = np.ones((3, 2), np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(g4(z)), 4 * keras.ops.convert_to_numpy(g1(z)), rtol=1e-6)
+    d1 = toy.define_mlp_discriminator(scale=1.0, units=8, depth=1)
+    d4 = toy.define_mlp_discriminator(scale=4.0, units=8, depth=1)
+    d4.set_weights(d1.get_weights())
+    x = np.ones((2, 2), np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(d4(4 * x)), keras.ops.convert_to_numpy(d1(x)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"pack": 3}, r"half batch \(256\) must be a multiple of pack \(3\)"),
+    ({"pack": 4, "n_batch": 516}, r"half batch \(258\) must be a multiple of pack \(4\)"),  # 516 is, 258 is not
+    ({"pack": 0}, "pack must be a whole number of at least 1"),
+    ({"scale": -1.0}, "scale must be a number above 0"),
+    ({"pack": 2, "label_noise": 0.05}, "use label_noise=0 with pack above 1"),
+    ({"n_batch": 7}, "must be even"),
+    ({"colour": 1}, "unknown panel key 'colour'"),
+])
+def test_toy_settings_refuse_what_cannot_work(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        toy.toy_settings("ring", overrides)
+
+
+def test_toy_settings_start_from_the_toys_defaults():
+    panel, model = toy.toy_settings("grid", {"pack": 4, "d_lr": 0.0005})
+    assert panel["n_batch"] == toy.TOY_DEFAULTS["grid"]["n_batch"] and panel["latent_dim"] == 2
+    assert panel["label_smoothing"] == toy.TOY_DEFAULTS["grid"]["label_smoothing"] and panel["d_lr"] == 0.0005
+    assert model["pack"] == 4 and model["scale"] == toy.TOY_DEFAULTS["grid"]["scale"] and model["units"] == 128
+    with pytest.raises(ValueError, match="the parabola trains the tutorial's small ones"):
+        toy.toy_settings("parabola", {"pack": 2})
+
+
+def run_cli(args, capsys):
+    from gan_lib.__main__ import main
+
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("grid", ["--set", "units=8", "--set", "pack=4"]),  # the fused step with packed D
+    ("ring", ["--set", "units=8", "--set", "pack=2", "--tutorial-loop"]),  # train_on_batch with packed D
+    ("parabola", ["--set", "latent_dim=3"]),
+])
+def test_the_toy_command_writes_samples_metrics_and_a_picture(name, extra, tmp_path, capsys):
+    out = tmp_path / "run"
+    loop = "--tutorial-loop" in extra
+    code, text, err = run_cli(["toy", name, "--steps", "4", "--batch", "16", "--out", str(out), *extra], capsys)
+    assert code == 0, err
+    samples = np.load(out / "samples.npy")
+    assert samples.shape == (2500, 2) and samples.dtype == np.float32 and np.isfinite(samples).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["toy"] == name and metrics["steps"] == 4 and metrics["seconds"] > 0
+    assert metrics["settings"]["n_batch"] == 16 and metrics["settings"]["fast"] == (not loop)
+    assert metrics["scores"] == toy.toy_scores(samples, name)  # the scores are of the saved points
+    assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "step 4/4" in text and "wrote" in text
+    if name != "parabola":
+        assert metrics["settings"]["pack"] == int(extra[3][-1]) and metrics["settings"]["units"] == 8
+
+
+@pytest.mark.parametrize("args, message", [
+    (["toy", "blob"], "error: unknown toy 'blob'; choose one of ring, grid, parabola"),
+    (["toy", "ring", "--steps", "0"], "error: --steps must be at least 1, got 0"),
+    (["toy", "ring", "--set", "pack=two"], "error: --set pack= wants an integer, got 'two'"),
+    (["toy", "grid", "--set", "pack=3"], "error: the half batch (256) must be a multiple of pack (3)"),
+])
+def test_the_toy_command_reports_bad_input_in_one_line(args, message, capsys, tmp_path):
+    code, out, err = run_cli(args + ["--out", str(tmp_path / "x")], capsys)
+    assert code == 1 and err.startswith(message) and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()  # nothing written
+
+
+def test_the_toy_command_refuses_a_folder_that_holds_something(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    code, _, err = run_cli(["toy", "ring", "--steps", "1", "--out", str(tmp_path)], capsys)
+    assert code == 1 and "exists and is not an empty folder" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]

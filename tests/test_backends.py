@@ -70,9 +70,10 @@ def test_torch_backend_trains_both_models(tmp_path):
 
 
 FUSED_SCRIPT = PRELUDE + r'''
+data = data[:, ::2, ::2]  # 16 x 16 images: the same code paths, a quicker compile (JAX's is slow on a CPU)
 from gan_lib.fused import FusedStep
 gan_lib.set_seed(2)
-d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+d, g = gan_lib.define_discriminator((16, 16, 3)), gan_lib.define_generator(100, (16, 16, 3))
 gan_model = gan_lib.define_gan(g, d)
 step = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, label_noise=0.1))
 bd, bg = snap(d), snap(g)
@@ -88,7 +89,7 @@ assert not changed(bd, snap(d)), "fused step: G's update moved D"
 
 def fast_run(run_dir, epochs, resume=False):
     gan_lib.set_seed(3)
-    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    d, g = gan_lib.define_discriminator((16, 16, 3)), gan_lib.define_generator(100, (16, 16, 3))
     panel = {"fast": True, "n_samples": 8, "load_weights": resume, "summarization": 1}  # the same draws either way
     return gan_lib.train(g, d, gan_lib.define_gan(g, d), data, 100, n_epochs=epochs, n_batch=32,
                          run_dir=run_dir, verbose=0, panel=panel)

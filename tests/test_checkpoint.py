@@ -26,13 +26,14 @@ def final_state(run_dir):
         return {k: z[k] for k in z.files}
 
 
-@pytest.fixture(scope="module", params=[[], ["--fast"]], ids=["loop", "fast"])
+@pytest.fixture(scope="module", params=[["--tutorial-loop"], ["--fast"]], ids=["loop", "fast"])
 def reference(request, tmp_path_factory):
     """An unbroken tiny run with the tutorial loop, and one with the fused step: (run folder, its arguments)."""
     args = TINY + request.param
     run_dir = str(tmp_path_factory.mktemp("ref") / "run")
     result = run_cli(*args, "--out", run_dir)
     assert result.returncode == 0, result.stderr
+    assert gan_lib.load_panel(run_dir)["fast"] == ("--fast" in args)  # the step kind this case is about
     return run_dir, args
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .data import DownloadError, _labelled, check_images, make_shapes, scale_images
 from .files import atomic_path
+from .plots import save_figure
 
 RECIPE = "v1"  # part of the cache file's name: change it when the recipe below changes, so old files are not used
 CHANNELS = {"shapes": 3, "mnist": 1, "fashion_mnist": 1}  # the datasets with a classifier, and their image channels
@@ -365,7 +366,5 @@ def plot_nearest(samples, training, n=8, k=3, space="pixels", dataset="shapes", 
     fig.suptitle(f"samples and their nearest training images ({space})", fontsize=8)
     fig.tight_layout()
     if path:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=80, format="png")
-        plt.close(fig)
+        save_figure(fig, path)
     return fig

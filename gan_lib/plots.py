@@ -74,9 +74,7 @@ def plot_history(history, path=None):
     bottom.legend(loc="upper right")
     fig.tight_layout()
     if path:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=80, format="png")
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 
@@ -118,7 +116,12 @@ def save_points(points, path, marks=None, curve=None, title=""):
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def save_figure(fig, path):
+    """Write a matplotlib figure to path as a PNG, atomically, and close it (it stays drawable if returned)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
-    return path

@@ -179,6 +179,7 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
             if panel["load_weights"]:
                 shutil.copytree(run_dir, copy)  # resuming: every worker must be able to read the run (a shared disk)
             return _train((g_model, d_model, gan_model), dataset, {**panel, "mirror_dir": ""}, copy, explicit, 0)
+    check_mirror(panel["mirror_dir"])  # the chief mirrors the run; the other workers never do, so never check it
     return _train((g_model, d_model, gan_model), dataset, panel, run_dir or new_run_dir(), explicit, verbose)
 
 
@@ -191,7 +192,6 @@ def _train(models, dataset, panel, run_dir, explicit, verbose):
     if not panel["load_weights"] and is_run(run_dir):
         raise ValueError(f"{run_dir!r} already holds a run; resume it with load_weights=True (--resume) "
                          "or choose another folder")
-    check_mirror(panel["mirror_dir"])
     if not panel["load_weights"]:
         apply_panel_optimizers(d_model, gan_model, panel, explicit)  # before the folder exists
     fused = FusedStep(g_model, d_model, gan_model, dataset, panel) if panel["fast"] else None

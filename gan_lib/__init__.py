@@ -28,6 +28,7 @@ from .data import (
     make_shapes,
     scale_images,
 )
+from .diagnosis import Monitor, diagnose
 from .evaluate import d_scores, summarize_performance
 from .metrics import feature_stats, fid, fid_from_features, frechet_distance, inception_features, kid, kid_score
 from .models import (

@@ -275,10 +275,19 @@ def cmd_evaluate(args):
     print(f"{model_path} against {dataset} ({len(real)} images), {args.n} generated:")
     for metric in metrics:
         print(f"  {metric:<13} {_shown(scores[metric]) if metric in scores else 'not run: ' + skipped[metric]}")
+    found = None
+    if os.path.exists(os.path.join(folder, "history.csv")):  # a run: what its history says (diagnosis.py)
+        from .diagnosis import diagnose
+        from .runs import read_history
+
+        found = diagnose(read_history(folder))
+        print("diagnosis of its history.csv:" if found else "diagnosis of its history.csv: no sign of trouble")
+        for line in found.values():
+            print(f"  {line}")
     out = os.path.join(folder, "metrics.json")
     with atomic_path(out) as tmp, open(tmp, "w") as f:
         json.dump({"model": os.path.basename(model_path), "dataset": dataset, "n": args.n, "seed": args.seed,
-                   "scores": scores, "not_run": skipped}, f, indent=2)
+                   "scores": scores, "not_run": skipped, "diagnosis": found}, f, indent=2)
     print(f"wrote {out}")
 
 

@@ -34,6 +34,7 @@ DEFAULTS = {
     "beta_1": 0.5,  # Adam's beta_1 for both
     "n_samples": 150,  # images summarize_performance scores D on
     "grid": 7,  # the saved grids are grid x grid images
+    "eval_every": 100,  # measure G (gradient norm, diversity, modes, domain_fd: diagnosis.py) every N batches; 0 = never
     # surviving a disconnect
     "checkpoint_every": 100,  # full training state every N batches (and at each epoch end); 0 = epoch ends only
     "keep_checkpoints": 2,  # how many checkpoints to keep
@@ -47,7 +48,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 MINIMUM = {
     "latent_dim": 1, "n_epochs": 1, "n_batch": 2, "summarization": 1, "batchloss": 0,
     "save_freq": 0, "epochs": 0, "devices": 0, "limit": 0, "seed": 0, "label_smoothing": 0.0,
-    "label_noise": 0.0, "n_samples": 2, "grid": 1, "checkpoint_every": 0, "keep_checkpoints": 1,
+    "label_noise": 0.0, "n_samples": 2, "grid": 1, "eval_every": 0, "checkpoint_every": 0, "keep_checkpoints": 1,
 }
 
 

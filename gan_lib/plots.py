@@ -53,14 +53,17 @@ def show_images(examples, n=7, title=None):
 
 
 def plot_history(history, path=None):
-    """Losses (top) and D's mean scores D(x), D(G(z)) (bottom) per batch.
+    """Losses (top) and D's mean scores D(x), D(G(z)) per batch; below them, when the history has
+    any, the measurements of diagnosis.py (diversity, classes found, G's gradient norm).
 
     history: the list of row dicts train() returns. Saves a PNG when path is
     given, else draws in the notebook. Returns the figure.
     """
     steps = np.arange(1, len(history) + 1)
-    col = {k: np.array([row[k] for row in history], dtype=float) for k in history[0]} if history else {}
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    col = {k: np.array([row[k] for row in history], dtype=float) for k in history[0]} if history else {}  # None -> NaN
+    measured = np.isfinite(col.get("g_grad_norm", [])).any()  # the eval_every measurements, if any were taken
+    fig, axes = plt.subplots(3 if measured else 2, 1, figsize=(8, 8.5 if measured else 6), sharex=True)
+    top, bottom = axes[0], axes[1]
     for key, label in (("d_loss_real", "d1: D loss, real"), ("d_loss_fake", "d2: D loss, fake"), ("g_loss", "g: G loss")):
         top.plot(steps, col.get(key, []), label=label, lw=1)
     top.set_ylabel("loss")
@@ -70,8 +73,10 @@ def plot_history(history, path=None):
     bottom.axhline(0.5, color="gray", ls=":", lw=1)
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("mean score")
-    bottom.set_xlabel("batch")
     bottom.legend(loc="upper right")
+    if measured:
+        _plot_measurements(axes[2], steps, col)
+    axes[-1].set_xlabel("batch")
     fig.tight_layout()
     if path:
         save_figure(fig, path)
@@ -118,6 +123,24 @@ def save_points(points, path, marks=None, curve=None, title=""):
     fig.tight_layout()
     save_figure(fig, path)
     return path
+
+
+def _plot_measurements(ax, steps, col):
+    """diversity and classes found / 10 on the left (1 = like the data), G's gradient norm on a log scale on the right."""
+    for key, label, scale in (("diversity", "diversity (data = 1)", 1), ("modes", "classes found / 10", 10)):
+        ok = np.isfinite(col[key])
+        if ok.any():
+            ax.plot(steps[ok], col[key][ok] / scale, "o-", ms=3, lw=1, label=label)
+    ax.axhline(1.0, color="gray", ls=":", lw=1)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("measured")
+    right = ax.twinx()
+    ok = np.isfinite(col["g_grad_norm"]) & (col["g_grad_norm"] > 0)
+    right.semilogy(steps[ok], col["g_grad_norm"][ok], "s--", ms=3, lw=1, color="tab:red", label="|grad G| (right)")
+    right.set_ylabel("G's gradient norm")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize="small")
 
 
 def save_figure(fig, path):

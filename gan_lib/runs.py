@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from .diagnosis import EVAL_COLUMNS
 from .files import write_text
 from .panel import check_panel, panel_json
 
@@ -26,6 +27,7 @@ except ImportError:  # pragma: no cover
 HISTORY_COLUMNS = [
     "epoch", "batch", "step", "d_loss_real", "d_loss_fake", "g_loss",
     "d_x", "d_g_z", "acc_real", "acc_fake", "d_lr", "g_lr",
+    *EVAL_COLUMNS,  # measured every eval_every batches, NaN in between (diagnosis.py)
 ]
 COUNTERS = ("epoch", "batch", "step")
 LOCK = ".lock"
@@ -80,25 +82,27 @@ def write_history(run_dir, history):
 
 
 def read_history(run_dir):
-    """history.csv back as a list of dicts of numbers."""
+    """history.csv back as a list of dicts of numbers (None where a measurement was not taken: an empty cell)."""
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
-    return [{k: (int(v) if k in COUNTERS else float(v)) for k, v in row.items()} for row in rows]
+    return [{k: (None if v == "" else int(v) if k in COUNTERS else float(v)) for k, v in row.items()} for row in rows]
 
 
 def history_array(history):
-    """History rows -> float64 (steps, len(HISTORY_COLUMNS)), the form checkpoints store."""
+    """History rows -> float64 (steps, len(HISTORY_COLUMNS)), the form checkpoints store (None -> NaN)."""
     rows = np.array([[row[k] for k in HISTORY_COLUMNS] for row in history], dtype=np.float64)
     return rows.reshape(-1, len(HISTORY_COLUMNS))
 
 
 def history_rows(array):
     """A checkpoint's history array back to rows. Checkpoints made before the learning-rate
-    columns existed have fewer columns; those rows get NaN there (not recorded)."""
+    or the measurement columns existed have fewer columns; those rows get NaN there (not recorded).
+    A measurement not taken (NaN in the array) is None, as train() records it."""
     rows = []
     for values in np.asarray(array, dtype=np.float64):
         row = {k: float(values[i]) if i < len(values) else float("nan") for i, k in enumerate(HISTORY_COLUMNS)}
-        rows.append({k: int(v) if k in COUNTERS else v for k, v in row.items()})
+        rows.append({k: int(v) if k in COUNTERS else None if k in EVAL_COLUMNS and np.isnan(v) else v
+                     for k, v in row.items()})
     return rows
 
 

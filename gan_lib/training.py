@@ -22,6 +22,7 @@ from . import backend
 from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
 from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
 from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
+from .diagnosis import EVAL_COLUMNS, Monitor, diagnose
 from .evaluate import d_scores, save_generator, summarize_performance
 from .fused import FusedStep
 from .models import apply_panel_optimizers, check_precision
@@ -138,6 +139,8 @@ class Run:
     epoch0: int = 0  # where this call starts: epochs completed...
     batch0: int = 0  # ...and batches of the next epoch already done
     fused: FusedStep = None  # the compiled step when panel['fast'], else None (the tutorial loop)
+    monitor: Monitor = None  # measures G every panel['eval_every'] batches (None when 0)
+    hints: set = dataclasses.field(default_factory=set)  # the diagnosis kinds that hold now (printed once each)
 
     @property
     def extra(self):
@@ -198,7 +201,7 @@ def _train(models, dataset, panel, run_dir, explicit, verbose):
     created = not os.path.exists(run_dir)
     try:
         with RunLock(run_dir) as lock, _writing(run_dir):
-            run = start_or_resume(models, panel, run_dir, explicit, verbose, fused)
+            run = start_or_resume(models, panel, run_dir, explicit, verbose, fused, dataset)
             lock.claim()  # from here on this process writes the run: say so in the lock file
             save_panel(run_dir, panel)
             for epoch in range(run.epoch0, panel["n_epochs"]):
@@ -214,9 +217,10 @@ def _train(models, dataset, panel, run_dir, explicit, verbose):
     return run.history
 
 
-def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None):
+def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None, dataset=None):
     """A fresh Run from the seed, or the Run of run_dir's last checkpoint (models and fused step restored too)."""
     resuming = panel["load_weights"] and bool(list_checkpoints(run_dir))
+    monitor = Monitor(dataset, panel) if panel["eval_every"] else None
     if panel["load_weights"] and not resuming and verbose:
         print(f"{run_dir} has no checkpoint yet (stopped in its first steps): starting it from the beginning")
     if not resuming:
@@ -224,7 +228,7 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None):
             apply_panel_optimizers(models[1], models[2], panel, explicit)
         rng = np.random.default_rng(panel["seed"])
         fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** 2, rng)  # the same faces every epoch
-        return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused)
+        return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused, monitor=monitor)
     saved = load_panel(run_dir)
     # what each step draws, the grid's fixed latent points, and the arithmetic the run was made with
     for key in ("n_batch", "latent_dim", "fast", "grid", "precision"):
@@ -251,7 +255,9 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None):
         print(f"resuming {run_dir} from {os.path.basename(path)}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
         for key, old, new in dict.fromkeys(changed):
             print(f"{key} is now {new:g} (the checkpoint's optimizer had {old:g})")
-    return Run(run_dir, panel, models, rng, fixed_z, history_rows(rows), meta["epoch"], meta["batch"], fused)
+    history = history_rows(rows)
+    return Run(run_dir, panel, models, rng, fixed_z, history, meta["epoch"], meta["batch"], fused, monitor,
+               set(diagnose(history)))  # what held when the run stopped was said then
 
 
 def train_epoch(run, dataset, epoch, verbose):
@@ -269,12 +275,18 @@ def train_epoch(run, dataset, epoch, verbose):
         else:  # losses stay on the device until a line is printed, a checkpoint is due or the epoch ends
             run.fused(len(run.history) + len(run.fused.pending))  # the run's 0-based step
             done = len(run.history) + len(run.fused.pending)
-            due = (j + 1) % read_every == 0 or j + 1 == bat_per_epo or (every and done % every == 0)
+            due = ((j + 1) % read_every == 0 or j + 1 == bat_per_epo or (every and done % every == 0)
+                   or (run.monitor and done % panel["eval_every"] == 0))
             rows = run.fused.read() if due else []
         for k, row in enumerate(rows):  # batches j + 2 - len(rows) ... j + 1
             record(run, row, epoch, j + 2 - len(rows) + k, bat_per_epo, lrs, progress if verbose else None)
+        if rows and run.monitor and len(run.history) % panel["eval_every"] == 0:  # the models are at this step
+            run.history[-1].update(run.monitor.measure(g_model, d_model))
+            hint(run, epoch, j + 1, progress if verbose else None)
         if rows and every and len(run.history) % every == 0 and j + 1 < bat_per_epo:
             checkpoint(run, epoch, j + 1)
+    if run.history:
+        hint(run, epoch, bat_per_epo, progress if verbose else None)  # D's accuracy and the losses: every epoch end
     run.batch0 = 0
 
 
@@ -283,12 +295,27 @@ def record(run, row, epoch, batch, bat_per_epo, lrs, progress):
     if not all(np.isfinite([row["d_loss_real"], row["d_loss_fake"], row["g_loss"]])):
         bad = ", ".join(f"{k}={row[k]}" for k in ("d_loss_real", "d_loss_fake", "g_loss"))
         _stop(run, f"training diverged at epoch {epoch + 1}, batch {batch}: {bad}")
-    run.history.append({"epoch": epoch + 1, "batch": batch, "step": len(run.history) + 1, **row, **lrs})
+    run.history.append({"epoch": epoch + 1, "batch": batch, "step": len(run.history) + 1, **row, **lrs,
+                        **dict.fromkeys(EVAL_COLUMNS)})  # None: measured every eval_every batches only
     if progress is not None:
         progress.update(batch, row["d_loss_real"], row["d_loss_fake"], row["g_loss"])
         if run.panel["batchloss"] and batch % run.panel["batchloss"] == 0:
             print(f"{progress.line_break()}>{epoch + 1}, {batch}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
                   f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")
+
+
+def hint(run, epoch, batch, progress):
+    """Say, once, each sign of trouble that newly holds (diagnosis.py): on screen and in diagnosis.txt."""
+    found = diagnose(run.history)
+    for kind, line in found.items():
+        if kind in run.hints:
+            continue
+        text = f"epoch {epoch + 1}, batch {batch} (step {len(run.history)}): {line}"
+        with open(os.path.join(run.run_dir, "diagnosis.txt"), "a") as f:
+            f.write(text + "\n")
+        if progress is not None:
+            print(f"{progress.line_break()}hint: {text}")
+    run.hints = set(found)  # a sign that stops holding is said again if it comes back
 
 
 def end_epoch(run, dataset, epoch, verbose):

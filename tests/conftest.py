@@ -1,12 +1,22 @@
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
-import keras
-import numpy as np
-import pytest
+# Every process of the session (test subprocesses and notebook kernels too) caches in one temporary
+# Keras home instead of ~/.keras: the shapes classifier (modes.py) is trained once per session, and
+# the machine is left as it was found.
+KERAS_HOME = tempfile.mkdtemp(prefix="gan_lib-tests-keras-")
+os.environ["KERAS_HOME"] = KERAS_HOME
+atexit.register(shutil.rmtree, KERAS_HOME, ignore_errors=True)
 
-import gan_lib
+import keras  # noqa: E402  (after KERAS_HOME: Keras reads it when imported)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import gan_lib  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,6 +28,24 @@ def run_cli(*args, env=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def in_process(capsys):
+    """main(argv) in this process: the same code path as `python -m gan_lib`, without a 5 s start-up."""
+    from gan_lib.__main__ import main
+
+    def call(*args):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
 def tree(folder):
     """Every file under folder (a pathlib.Path) with its bytes: a snapshot to compare before and after."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -25,6 +53,12 @@ def tree(folder):
 
 def snapshot(model):
     return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+def same(a, b):
+    """Arrays equal bit for bit, NaN matching NaN (a history's measurements not taken are NaN in checkpoints)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc")
 
 
 def changed(before, after):
@@ -100,5 +134,6 @@ def offline_env(tmp_path):
 
 @pytest.fixture(scope="session")
 def classifier_cache(tmp_path_factory):
-    """A folder for gan_lib.modes' classifiers (the shapes one trains on first use, about 20 s), shared by the session."""
-    return tmp_path_factory.mktemp("classifiers")
+    """gan_lib.modes' default cache in the session's Keras home: the shapes classifier trains there once
+    (about 20 s), then every test, subprocess and notebook of the session reads it."""
+    return os.path.join(KERAS_HOME, "gan_lib")

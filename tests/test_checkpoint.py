@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gan_lib
-from conftest import ROOT, changed, run_cli, snapshot, tree
+from conftest import ROOT, changed, run_cli, same, snapshot, tree
 from gan_lib import checkpoint
 
 # 96 images / 32 per batch = 3 batches an epoch, 2 epochs, a checkpoint after every batch
@@ -68,7 +68,7 @@ def test_killed_run_resumes_bit_identical(reference, tmp_path, target, delay):
     expected, got = final_state(reference), final_state(run_dir)
     assert expected.keys() == got.keys()
     for key in expected:
-        assert np.array_equal(expected[key], got[key]), f"{key} differs after resume"
+        assert same(expected[key], got[key]), f"{key} differs after resume"
     assert gan_lib.read_history(run_dir) == gan_lib.read_history(reference)
     assert not [f for f in os.listdir(run_dir) if f.startswith(".tmp-")]
 

@@ -11,23 +11,6 @@ from conftest import offline_env, run_cli, tree
 from gan_lib.__main__ import main
 
 
-class Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def in_process(capsys):
-    """main(argv) in this process: the same code path as `python -m gan_lib`, without a 5 s start-up."""
-
-    def call(*args):
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return call
-
-
 def assert_one_line_error(result, text):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

@@ -423,31 +423,30 @@ def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0,
 def resize_images(x, image_size, resize="crop", channels=0, workers=0, log=None):
     """uint8 images (N, H, W) or (N, H, W, C) -> uint8 (N, S, S, C'), each brought to a square like a folder's.
 
-    image_size 0 keeps the size (S = H = W; only channels changes); channels 0 keeps them.
-    Returns x itself when nothing changes.
+    image_size 0 keeps the size (N, H, W, C'); channels 0 keeps the channels. Returns x
+    itself when nothing changes.
     """
     check_load_options(image_size, resize, channels)
     x = check_images(x, name="images to resize", scaled=False)  # uint8 (N, H, W, C)
     h, w, c = x.shape[1:]
-    size, channels = image_size or h, channels or c
-    if image_size == 0 and h != w:
-        raise ValueError(f"images of {h}x{w} can only change channels at their own size if square; set image_size")
-    if (size, size, channels) == (h, w, c):
+    out_h, out_w = (image_size, image_size) if image_size else (h, w)
+    channels = channels or c
+    if (out_h, out_w, channels) == (h, w, c):
         return x
     from PIL import Image
 
     start = time.perf_counter()
     mode = "L" if channels == 1 else "RGB"
-    out = np.empty((len(x), size, size, channels), np.uint8)
+    out = np.empty((len(x), out_h, out_w, channels), np.uint8)
 
     def one(i):
-        im = Image.fromarray(x[i, ..., 0] if c == 1 else x[i])  # (H, W) -> mode L, (H, W, 3) -> RGB
-        out[i] = np.asarray(_fit(im.convert(mode), size, resize)).reshape(size, size, channels)
+        im = Image.fromarray(x[i, ..., 0] if c == 1 else x[i]).convert(mode)  # (H, W) is mode L, (H, W, 3) RGB
+        out[i] = np.asarray(_fit(im, image_size, resize) if image_size else im).reshape(out_h, out_w, channels)
 
-    with ThreadPoolExecutor(workers or None) as pool:
+    with ThreadPoolExecutor(workers or None) as pool:  # Pillow releases the GIL while it resizes
         list(pool.map(one, range(len(x))))
     if log:
-        log(f"resized {len(x):,} images {h}x{w}x{c} -> {size}x{size}x{channels} ({resize}) "
+        log(f"resized {len(x):,} images {h}x{w}x{c} -> {out_h}x{out_w}x{channels} ({resize}) "
             f"in {time.perf_counter() - start:.1f} s")
     return out
 

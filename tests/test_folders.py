@@ -220,6 +220,8 @@ def test_named_datasets_keep_their_size_unless_image_size_is_set(tmp_path):
     assert np.abs(stretch[0, 5, 0].astype(int) - RED).max() <= 2
     grey = gan_lib.load_real_samples(str(tmp_path / "wide.npz"), channels=1, image_size=8)
     assert grey.shape == (2, 8, 8, 1) and grey.dtype == np.float32
+    grey = gan_lib.load_images(str(tmp_path / "wide.npz"), channels=1)  # image_size 0: their own size, 60 x 20
+    assert grey.shape == (2, 20, 60, 1) and grey[0, 10, 30, 0] == round(255 * 0.587)
 
 
 @pytest.mark.parametrize(

@@ -400,16 +400,16 @@ def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0,
     listing = _listing_digest(folder, files) if cache else None
     cached = _read_cache(npy, meta, listing, image_size) if cache else None
     if cached is not None:
-        x, skipped = cached
+        x, skipped, tried = cached
         where = f"from the cache {npy}"
     else:
         workers = workers or min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default
-        x, skipped = _decode_files(files, image_size, resize, channels, workers, wanted)
+        x, skipped, tried = _decode_files(files, image_size, resize, channels, workers, wanted)
         where = f"{workers} thread{'s' * (workers > 1)}"
         if cache:
-            where += _write_cache(npy, meta, x, listing, len(files), skipped)
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} of {len(files)} files in {folder} that are not readable images, "
+            where += _write_cache(npy, meta, x, listing, tried, skipped)
+    if skipped:  # tried: all the files, or with a limit as many as it took to find that many images
+        warnings.warn(f"skipped {len(skipped)} of {tried} files in {folder} that are not readable images, "
                       f"e.g. {skipped[0]}", stacklevel=2)
     if not len(x):
         raise ValueError(f"folder {folder!r} holds {len(files)} image files but none could be read as an image "
@@ -461,7 +461,7 @@ def _image_files(folder):
 
 
 def _decode_files(files, size, resize, channels, workers, wanted):
-    """Decode files in order until `wanted` images are read -> (uint8 (n, size, size, C), skipped paths).
+    """Decode files in order until `wanted` images are read -> (uint8 (n, size, size, C), skipped paths, files tried).
 
     Pillow releases the GIL while it decodes and resizes, so threads run in parallel.
     """
@@ -489,7 +489,7 @@ def _decode_files(files, size, resize, channels, workers, wanted):
     x = out[:n]
     if channels == 0 and all_grey and n:
         x = np.ascontiguousarray(x[..., :1])
-    return x, skipped
+    return x, skipped, taken
 
 
 def _decode(path, size, resize, channels):
@@ -576,7 +576,7 @@ def _listing_digest(folder, files):
 
 
 def _read_cache(npy, meta, listing, size):
-    """(x, skipped paths) from the cache when its listing matches, else None."""
+    """(x, skipped paths, files tried) from the cache when its listing matches, else None."""
     try:
         with open(meta) as f:
             info = json.load(f)
@@ -587,17 +587,17 @@ def _read_cache(npy, meta, listing, size):
         return None
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:3] != (size, size) or list(x.shape) != info.get("shape"):
         return None
-    return x, info.get("skipped", [])
+    return x, info.get("skipped", []), info.get("tried", len(x))
 
 
-def _write_cache(npy, meta, x, listing, found, skipped):
+def _write_cache(npy, meta, x, listing, tried, skipped):
     """Save x and its listing atomically; returns a few words for the report. Never fails the load."""
     try:
         if os.path.exists(meta):
             os.remove(meta)  # first: a .json always describes the .npy beside it
         with atomic_path(npy) as tmp:
             np.save(tmp, x)
-        info = {"listing": listing, "shape": list(x.shape), "found": found, "skipped": skipped}
+        info = {"listing": listing, "shape": list(x.shape), "tried": tried, "skipped": skipped}
         with atomic_path(meta) as tmp, open(tmp, "w") as f:
             json.dump(info, f)
     except OSError as e:

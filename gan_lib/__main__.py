@@ -19,10 +19,12 @@ def build_parser():
     t = sub.add_parser("train", help="train a GAN; each run writes to its own folder",
                        description="Train the tutorial's GAN. Every run writes image grids, generator "
                        ".keras files, history.csv/.png, panel.json and checkpoints to its folder.")
-    t.add_argument("--dataset", default=None, metavar="cifar10|mnist|fashion_mnist|shapes|PATH",
-                   help="images to learn (default cifar10, downloaded once). 'shapes' is embedded and needs "
-                   "no network. PATH: an .npz holding uint8 x (N,H,W,C or N,H,W), a folder of images of one "
-                   "size, or an extracted cifar-10-batches-py folder")
+    t.add_argument("--dataset", default=None, metavar="cifar10|mnist|fashion_mnist|shapes|cats_vs_dogs[/cats|/dogs]|PATH",
+                   help="images to learn (default cifar10, downloaded once; cats_vs_dogs: the TensorFlow tutorials' "
+                   "cats and dogs photos, about 70 MB). 'shapes' is embedded and needs no network. PATH: an .npz "
+                   "holding uint8 x (N,H,W,C or N,H,W), a folder of images of any sizes (cropped to their centred "
+                   "square and resized: --set image_size=64, --set resize=stretch, --set channels=1), or an "
+                   "extracted cifar-10-batches-py folder")
     t.add_argument("--epochs", type=int, metavar="N", help=f"epochs to train (panel n_epochs, default {DEFAULTS['n_epochs']})")
     t.add_argument("--batch", type=int, metavar="N",
                    help=f"images per batch, even (panel n_batch, default {DEFAULTS['n_batch']})")
@@ -126,7 +128,9 @@ def cmd_train(args):
     from . import data, models, training
 
     backend.strategy(panel["devices"])  # first: TensorFlow's multi-worker engine must start before anything else
-    x = data.load_real_samples(panel["dataset"], panel["limit"])  # before any folder is made
+    log = print if not args.quiet and backend.is_chief() else None
+    # before any folder is made; folders of photos are brought to data.folder_size(panel)
+    x = data.load_real_samples(panel["dataset"], panel["limit"], **data.panel_load_options(panel), log=log)
     training.set_seed(panel["seed"], panel["deterministic"])
     import keras
 
@@ -261,15 +265,21 @@ def cmd_evaluate(args):
     from .data import load_real_samples
     from .evaluate import evaluate_generator
     from .files import atomic_path
+    from .panel import check_panel
     from .runs import load_panel
 
     g_model, model_path = load_generator(args.model)
     folder = os.path.dirname(model_path)
-    panel = load_panel(folder) if os.path.exists(os.path.join(folder, "panel.json")) else {}
-    dataset = args.dataset or panel.get("dataset")
+    in_run = os.path.exists(os.path.join(folder, "panel.json"))
+    panel = load_panel(folder) if in_run else check_panel()
+    dataset = args.dataset or (panel["dataset"] if in_run else None)
     if not dataset:
         raise ValueError(f"{model_path} is not in a run folder, so give the real images with --dataset")
-    real = load_real_samples(dataset, 0 if args.dataset else panel.get("limit", 0))
+    # The real images must look like the generated ones: the panel's size and channels, or when it says 0 the
+    # generator's (a model outside a run folder, or a folder of photos, which training brought to that size).
+    _, h, w, c = g_model.output_shape
+    real = load_real_samples(dataset, 0 if args.dataset else panel["limit"], image_size=panel["image_size"] or h * (h == w),
+                             resize=panel["resize"], channels=panel["channels"] or c, log=print)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     scores, skipped = evaluate_generator(g_model, real, dataset, metrics, args.n, args.weights or "imagenet", args.seed)
     print(f"{model_path} against {dataset} ({len(real)} images), {args.n} generated:")
@@ -304,12 +314,21 @@ def out_of_memory(error):
         s in text for s in ("ResourceExhausted", "RESOURCE_EXHAUSTED", "OutOfMemoryError", "out of memory"))
 
 
+def one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """warnings.showwarning for the command line: 'warning: MESSAGE' on stderr, one line, no source location."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv=None):
+    import warnings
+
     args = build_parser().parse_args(argv)
     from .training import TrainingDiverged
 
     try:
-        {"train": cmd_train, "toy": cmd_toy, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
+        with warnings.catch_warnings():  # restores the warning machinery for an in-process caller
+            warnings.showwarning = one_line_warning
+            {"train": cmd_train, "toy": cmd_toy, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
     except (ValueError, OSError, TrainingDiverged) as e:  # DownloadError is an OSError
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -3,13 +3,20 @@
 Images are float32 arrays of shape (N, H, W, C), C = 1 or 3, values in [-1, 1].
 """
 
-import glob
+import hashlib
+import json
 import os
 import pickle
+import time
+import warnings
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
+
+from .files import atomic_path
+from .panel import RESIZES
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SHAPES_CLASSES = [
@@ -18,10 +25,16 @@ SHAPES_CLASSES = [
     for shape in ("disc", "square", "triangle", "ring", "cross")
 ]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-NAMED = ("cifar10", "mnist", "fashion_mnist", "shapes")
+# The TensorFlow tutorials' cats and dogs (about 70 MB): each name loads this part of the extracted zip as a folder.
+CATS_DOGS = {"cats_vs_dogs": "train", "cats_vs_dogs/cats": "train/cats", "cats_vs_dogs/dogs": "train/dogs"}
+NAMED = ("cifar10", "mnist", "fashion_mnist", "shapes", *CATS_DOGS)
+FOLDER_SIZE = 32  # the side folders of photos are brought to when image_size is 0: the tutorial's models take 32 x 32
+CACHE_MIN_FILES = 1000  # folders with at least this many images keep their decoded array in the Keras cache
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")  # Pillow modes stored as greyscale
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 FASHION_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"  # where Keras fetches Fashion-MNIST
+CATS_DOGS_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 
 
 class DownloadError(OSError):
@@ -73,13 +86,25 @@ def make_shapes(n=10000, size=32, seed=0):
 # ---------------------------------------------------------------- loading
 
 
-def load_images(dataset="cifar10", limit=0):
+def load_images(dataset="cifar10", limit=0, image_size=0, resize="crop", channels=0, log=None):
     """Raw images by name or path -> array (N, H, W, C) as stored (usually uint8).
 
-    dataset: 'cifar10', 'mnist', 'fashion_mnist' (downloaded once into the Keras
-    cache), 'shapes' (made here, offline), or a path: an .npz holding `x`, a folder
-    of image files, or an extracted cifar-10-batches-py folder.
+    dataset: 'cifar10', 'mnist', 'fashion_mnist', 'cats_vs_dogs' (or 'cats_vs_dogs/cats',
+    'cats_vs_dogs/dogs'), all downloaded once into the Keras cache; 'shapes' (made here,
+    offline); or a path: an .npz holding `x`, a folder of image files, or an extracted
+    cifar-10-batches-py folder.
+
+    Folders of photos (and cats_vs_dogs) are always brought to image_size x image_size
+    (0: FOLDER_SIZE, 32), see read_image_folder. Named datasets and .npz files keep their
+    size unless image_size is set. resize: 'crop' (the centred square, then resized) or
+    'stretch' (the whole image resized). channels: 0 keeps greyscale only when every image
+    is greyscale, else RGB; 1 or 3 converts to greyscale or RGB. log: a function given one
+    line about the load (e.g. print), or None.
     """
+    check_load_options(image_size, resize, channels)
+    if is_folder(dataset):
+        folder = _cats_dogs_folder(dataset) if dataset in CATS_DOGS else dataset
+        return read_image_folder(folder, image_size or FOLDER_SIZE, resize, channels, limit=limit, log=log)
     if dataset == "shapes":
         x = make_shapes(limit or 10000)[0]
     elif dataset == "cifar10":
@@ -88,11 +113,8 @@ def load_images(dataset="cifar10", limit=0):
         x = _pad_to_32(_read_npz(_download("mnist.npz", MNIST_URL, "MNIST"), "x_train"))
     elif dataset == "fashion_mnist":
         x = _pad_to_32(_fashion_mnist())
-    elif os.path.isdir(dataset):
-        if os.path.exists(os.path.join(dataset, "data_batch_1")):
-            x = read_cifar10_folder(dataset)
-        else:
-            x = read_image_folder(dataset)
+    elif os.path.isdir(dataset):  # is_folder said no: an extracted CIFAR-10
+        x = read_cifar10_folder(dataset)
     elif os.path.isfile(dataset):
         if not dataset.endswith(".npz"):
             raise ValueError(f"dataset file {dataset!r} is not an .npz; give an .npz holding `x`, or a folder of images")
@@ -101,12 +123,51 @@ def load_images(dataset="cifar10", limit=0):
         raise ValueError(
             f"dataset {dataset!r} is neither a known name ({', '.join(NAMED)}) nor an existing file or folder"
         )
-    return x[:limit] if limit else x
+    x = x[:limit] if limit else x
+    if image_size or channels:
+        x = resize_images(x, image_size, resize, channels, log=log)
+    return x
 
 
-def load_real_samples(dataset="cifar10", limit=0):
-    """The tutorial's loader: images scaled from [0, 255] to [-1, 1], float32 (N, H, W, C)."""
-    return scale_images(load_images(dataset, limit), name=str(dataset))
+def load_real_samples(dataset="cifar10", limit=0, image_size=0, resize="crop", channels=0, log=None):
+    """The tutorial's loader: images scaled from [0, 255] to [-1, 1], float32 (N, H, W, C).
+
+    The keyword arguments are load_images' (sizes, crop or stretch, channels, a log function).
+    """
+    x = load_images(dataset, limit, image_size=image_size, resize=resize, channels=channels, log=log)
+    return scale_images(x, name=str(dataset))
+
+
+def is_folder(dataset):
+    """True when dataset names a folder of image files (or cats_vs_dogs): images of any size, brought to one."""
+    if dataset in CATS_DOGS:
+        return True
+    return os.path.isdir(dataset) and not os.path.exists(os.path.join(dataset, "data_batch_1"))
+
+
+def folder_size(panel):
+    """The side (pixels) a panel's folder of photos is brought to: panel key image_size, or when it is 0
+    the architecture's size (FOLDER_SIZE, 32: the tutorial's models)."""
+    return panel["image_size"] or FOLDER_SIZE
+
+
+def panel_load_options(panel):
+    """load_images' keyword arguments for panel['dataset']: image_size (folders: folder_size), resize, channels."""
+    size = folder_size(panel) if is_folder(panel["dataset"]) else panel["image_size"]
+    return {"image_size": size, "resize": panel["resize"], "channels": panel["channels"]}
+
+
+def check_load_options(image_size, resize, channels):
+    """One ValueError for each bad image_size, resize or channels, saying what is allowed."""
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 0:
+        raise ValueError(f"image_size must be a whole number of pixels (0: the dataset's or architecture's size), "
+                         f"got {image_size!r}")
+    if resize not in RESIZES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZES)} (crop: the centred square, then resized; "
+                         f"stretch: the whole image squeezed to a square), got {resize!r}")
+    if channels not in (0, 1, 3):
+        raise ValueError(f"channels must be 0 (greyscale only when every image is), 1 (greyscale) or 3 (RGB), "
+                         f"got {channels!r}")
 
 
 def scale_images(x, name="dataset"):
@@ -173,8 +234,13 @@ def _pad_to_32(x):
     return np.pad(x, ((0, 0), (2, 2), (2, 2)))
 
 
+def _keras_home():
+    """$KERAS_HOME or ~/.keras, read at each call (a notebook may set it after import)."""
+    return os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+
+
 def _keras_cache():
-    return os.path.join(os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")), "datasets")
+    return os.path.join(_keras_home(), "datasets")
 
 
 def _download(fname, url, title, extract=False):
@@ -199,6 +265,25 @@ def _cifar10_folder():
             return folder
     path = _download("cifar-10-batches-py-target", CIFAR10_URL, "CIFAR-10", extract=True)
     return os.path.join(path, "cifar-10-batches-py")
+
+
+def _cats_dogs_folder(dataset):
+    """train, train/cats or train/dogs of cats_and_dogs_filtered.zip (TensorFlow's tutorials) in the Keras cache,
+    downloaded and extracted once."""
+    part = CATS_DOGS[dataset]
+    cache = _keras_cache()
+    roots = (
+        os.path.join(cache, "cats_and_dogs_filtered_extracted", "cats_and_dogs_filtered"),  # Keras 3.8+
+        os.path.join(cache, "cats_and_dogs_filtered"),  # older Keras extract beside the zip
+    )
+    for attempt in range(2):
+        for root in roots:
+            if os.path.isdir(os.path.join(root, "train", "cats")) and os.path.isdir(os.path.join(root, "train", "dogs")):
+                return os.path.join(root, part)
+        if attempt == 0:
+            _download("cats_and_dogs_filtered.zip", CATS_DOGS_URL, "cats_and_dogs_filtered.zip", extract=True)
+    raise ValueError(f"cats_and_dogs_filtered.zip was downloaded but {cache} holds no cats_and_dogs_filtered/train/"
+                     "cats and train/dogs; delete cats_and_dogs_filtered* there and try again")
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -286,37 +371,240 @@ def _labelled(dataset):
     raise ValueError(f"no labelled loader for {dataset!r}; 'mnist' and 'fashion_mnist' have one")
 
 
-def read_image_folder(folder):
-    """Every image file in a folder (and its subfolders) -> uint8 (N, H, W, C).
+def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0, limit=0, workers=0, cache=None,
+                      log=None):
+    """Every image file in a folder and its subfolders, in path order -> uint8 (N, image_size, image_size, C).
 
-    All images must have one size. Grayscale stays 1 channel when every image is
-    grayscale; otherwise all are converted to RGB.
+    Files may have any size and Pillow mode (RGB, RGBA, P, L, CMYK, 16-bit...). Each is
+    brought to a square: resize='crop' keeps the centred square and resizes it,
+    'stretch' resizes the whole image. channels 0: one channel when every image is
+    stored greyscale, else RGB (transparent pixels become white); 1 or 3 forces it.
+    Files that cannot be read (truncated, empty, not images) are skipped with one
+    warning; a folder with none readable is a ValueError. limit keeps the first N
+    readable images. workers: decoding threads (0: Python's default, 1: none).
+    cache: keep the decoded array as an .npy under the Keras cache and reuse it while
+    the folder's files (names, sizes, times) are unchanged; None does it for folders
+    of CACHE_MIN_FILES images or more. log: a function given one line about the load.
+    """
+    check_load_options(image_size, resize, channels)
+    if image_size < 1:
+        raise ValueError(f"image_size must be at least 1 pixel for a folder, got {image_size}")
+    start = time.perf_counter()
+    files = _image_files(folder)
+    if not files:
+        raise ValueError(f"folder {folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    wanted = min(limit, len(files)) if limit else len(files)
+    if cache is None:
+        cache = wanted >= CACHE_MIN_FILES
+    npy, meta = _cache_paths(folder, image_size, resize, channels, limit)
+    listing = _listing_digest(folder, files) if cache else None
+    cached = _read_cache(npy, meta, listing, image_size) if cache else None
+    if cached is not None:
+        x, skipped, tried = cached
+        where = f"from the cache {npy}"
+    else:
+        workers = workers or min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default
+        x, skipped, tried = _decode_files(files, image_size, resize, channels, workers, wanted)
+        where = f"{workers} thread{'s' * (workers > 1)}"
+        if cache:
+            where += _write_cache(npy, meta, x, listing, tried, skipped)
+    if skipped:  # tried: all the files, or with a limit as many as it took to find that many images
+        warnings.warn(f"skipped {len(skipped)} of {tried} files in {folder} that are not readable images, "
+                      f"e.g. {skipped[0]}", stacklevel=2)
+    if not len(x):
+        raise ValueError(f"folder {folder!r} holds {len(files)} image files but none could be read as an image "
+                         f"(e.g. {skipped[0]}); check that they are whole JPEG, PNG, BMP or GIF files")
+    if log:
+        log(f"{folder}: {len(files):,} image files, {len(skipped):,} skipped -> uint8 {x.shape} ({resize}) "
+            f"in {time.perf_counter() - start:.1f} s, {where}")
+    return x
+
+
+def resize_images(x, image_size, resize="crop", channels=0, workers=0, log=None):
+    """uint8 images (N, H, W) or (N, H, W, C) -> uint8 (N, S, S, C'), each brought to a square like a folder's.
+
+    image_size 0 keeps the size (N, H, W, C'); channels 0 keeps the channels. Returns x
+    itself when nothing changes.
+    """
+    check_load_options(image_size, resize, channels)
+    x = check_images(x, name="images to resize", scaled=False)  # uint8 (N, H, W, C)
+    h, w, c = x.shape[1:]
+    out_h, out_w = (image_size, image_size) if image_size else (h, w)
+    channels = channels or c
+    if (out_h, out_w, channels) == (h, w, c):
+        return x
+    from PIL import Image
+
+    start = time.perf_counter()
+    mode = "L" if channels == 1 else "RGB"
+    out = np.empty((len(x), out_h, out_w, channels), np.uint8)
+
+    def one(i):
+        im = Image.fromarray(x[i, ..., 0] if c == 1 else x[i]).convert(mode)  # (H, W) is mode L, (H, W, 3) RGB
+        out[i] = np.asarray(_fit(im, image_size, resize) if image_size else im).reshape(out_h, out_w, channels)
+
+    with ThreadPoolExecutor(workers or None) as pool:  # Pillow releases the GIL while it resizes
+        list(pool.map(one, range(len(x))))
+    if log:
+        log(f"resized {len(x):,} images {h}x{w}x{c} -> {out_h}x{out_w}x{channels} ({resize}) "
+            f"in {time.perf_counter() - start:.1f} s")
+    return out
+
+
+def _image_files(folder):
+    """Image files (by extension) under folder, sorted by path; hidden files and folders (.DS_Store, __MACOSX) left out."""
+    files = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+        files += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")]
+    return sorted(files)
+
+
+def _decode_files(files, size, resize, channels, workers, wanted):
+    """Decode files in order until `wanted` images are read -> (uint8 (n, size, size, C), skipped paths, files tried).
+
+    Pillow releases the GIL while it decodes and resizes, so threads run in parallel.
+    """
+    out = np.empty((wanted, size, size, 1 if channels == 1 else 3), np.uint8)  # auto: RGB until all prove grey
+    n, taken, skipped, all_grey = 0, 0, [], True
+
+    def decode(path):
+        return _decode(path, size, resize, channels)
+
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        while n < wanted and taken < len(files):
+            batch = files[taken:taken + wanted - n]  # a skipped file makes room for the next one
+            taken += len(batch)
+            for path, image in zip(batch, pool.map(decode, batch) if pool else map(decode, batch)):
+                if image is None:
+                    skipped.append(path)
+                    continue
+                out[n] = image  # (size, size, 1) fills all 3 channels while the choice is open
+                all_grey &= image.shape[-1] == 1
+                n += 1
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    x = out[:n]
+    if channels == 0 and all_grey and n:
+        x = np.ascontiguousarray(x[..., :1])
+    return x, skipped, taken
+
+
+def _decode(path, size, resize, channels):
+    """One image file -> uint8 (size, size, 1 or 3), or None when it cannot be read as an image.
+
+    channels 0: 1 channel for files stored greyscale, 3 for the rest.
+    """
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            mode = "L" if (channels == 1 or (channels == 0 and im.mode in GREY_MODES)) else "RGB"
+            # JPEG only: decode at 1/2, 1/4 or 1/8 scale while that stays at least twice the size (as Image.thumbnail)
+            im.draft(mode, (2 * size, 2 * size))
+            im.load()
+            ImageOps.exif_transpose(im, in_place=True)  # phone photos: upright as they are shown
+            image = np.asarray(_fit(_convert(im, mode), size, resize))
+    except MemoryError:
+        raise
+    except Exception:  # Pillow raises OSError, ValueError, SyntaxError, ... for broken files: all mean "skip it"
+        return None
+    return image.reshape(size, size, -1)  # L: (size, size) -> (size, size, 1)
+
+
+def _convert(im, mode):
+    """A Pillow image of any mode -> mode 'L' or 'RGB'.
+
+    16-bit greyscale is scaled to 8 bits (Pillow's convert would clip it at 255);
+    transparent pixels are laid on white.
     """
     from PIL import Image
 
-    files = sorted(
-        p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
-        if p.lower().endswith(IMAGE_EXTENSIONS)
-    )
-    if not files:
-        raise ValueError(f"folder {folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    images = []
+    if im.mode.startswith("I"):  # 16-bit (or 32-bit) integer greys, 0..65535
+        im = Image.fromarray((np.asarray(im, np.float32) / 257).round().clip(0, 255).astype(np.uint8))
+    if "A" in im.getbands() or "transparency" in im.info:
+        im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+    return im.convert(mode)
+
+
+def _fit(im, size, resize):
+    """A Pillow image -> size x size: its centred square resized ('crop'), or all of it ('stretch').
+
+    Bicubic resampling, antialiased when shrinking (Lanczos differs by under 1 level of 255 on
+    average for faces at 64 x 64 and costs half as much again: 250 against 165 us), after a
+    quick reduction by whole factors while at least twice the size remains (reducing_gap), as
+    Pillow's thumbnail does. An image already size x size comes back unchanged.
+    """
+    from PIL import Image
+
+    w, h = im.size
+    box = (0, 0, w, h)
+    if resize == "crop":
+        side = min(w, h)
+        left, top = (w - side) / 2, (h - side) / 2  # fractional: exactly centred
+        box = (left, top, left + side, top + side)
+    return im.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
+
+
+# ---------------------------------------------------------------- the folder cache
+
+
+def _cache_paths(folder, size, resize, channels, limit):
+    """The cache's .npy and .json for one folder and one set of load options (a changed folder overwrites them)."""
+    key = json.dumps([os.path.abspath(folder), size, resize, channels, limit])
+    name = hashlib.sha256(key.encode()).hexdigest()[:24]
+    base = os.path.join(_keras_home(), "gan_lib", "folders", name)
+    return base + ".npy", base + ".json"
+
+
+CACHE_VERSION = 1  # bump when decoding changes: older cache files are then decoded again
+
+
+def _listing_digest(folder, files):
+    """A digest of the files' relative paths, sizes and modification times, and of CACHE_VERSION."""
+    h = hashlib.sha256(f"gan_lib folder cache {CACHE_VERSION}\n".encode())
     for path in files:
         try:
-            with Image.open(path) as im:
-                im.load()
-                images.append(im.copy())
-        except OSError as e:
-            raise ValueError(f"{path} is not a readable image ({e})") from None
-    sizes = {im.size for im in images}
-    if len(sizes) > 1:
-        a, b = sorted(sizes)[:2]
-        raise ValueError(
-            f"folder {folder!r} mixes image sizes (e.g. {a[0]}x{a[1]} and {b[0]}x{b[1]}); "
-            "resize them all to one size, e.g. 32x32 or 64x64"
-        )
-    mode = "L" if all(im.mode in ("L", "1") for im in images) else "RGB"
-    return np.stack([np.asarray(im.convert(mode)) for im in images])
+            st = os.stat(path)
+            stamp = f"{st.st_size} {st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"{os.path.relpath(path, folder)}\0{stamp}\n".encode())
+    return h.hexdigest()
+
+
+def _read_cache(npy, meta, listing, size):
+    """(x, skipped paths, files tried) from the cache when its listing matches, else None."""
+    try:
+        with open(meta) as f:
+            info = json.load(f)
+        if info.get("listing") != listing:
+            return None
+        x = np.load(npy, allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # no cache yet, or a damaged one: decode again
+        return None
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:3] != (size, size) or list(x.shape) != info.get("shape"):
+        return None
+    return x, info.get("skipped", []), info.get("tried", len(x))
+
+
+def _write_cache(npy, meta, x, listing, tried, skipped):
+    """Save x and its listing atomically; returns a few words for the report. Never fails the load."""
+    try:
+        if os.path.exists(meta):
+            os.remove(meta)  # first: a .json always describes the .npy beside it
+        with atomic_path(npy) as tmp:
+            np.save(tmp, x)
+        info = {"listing": listing, "shape": list(x.shape), "tried": tried, "skipped": skipped}
+        with atomic_path(meta) as tmp, open(tmp, "w") as f:
+            json.dump(info, f)
+    except OSError as e:
+        warnings.warn(f"could not cache the decoded images in {npy} ({e.strerror or e}); the next load decodes "
+                      "them again", stacklevel=3)
+        return ""
+    return f"; cached in {npy}"
 
 
 # ---------------------------------------------------------------- samples

@@ -18,8 +18,12 @@ DEFAULTS = {
     "load_weights": False,  # resume the run in run_dir from its last checkpoint
     "epochs": 0,  # when resuming: the epochs you expect the run to have completed (0 = whatever the checkpoint says)
     # data and reproducibility
-    "dataset": "cifar10",  # cifar10 | mnist | fashion_mnist | shapes | a path (.npz or folder)
+    "dataset": "cifar10",  # cifar10 | mnist | fashion_mnist | shapes | cats_vs_dogs[/cats|/dogs] | a path (.npz or folder)
     "limit": 0,  # keep the first N images; 0 = all
+    "image_size": 0,  # folders of photos are brought to image_size x image_size; 0 = the architecture's size (32).
+    # Named datasets and .npz files keep their own size unless it is set.
+    "resize": "crop",  # crop: the centred square, then resized | stretch: the whole image squeezed to a square
+    "channels": 0,  # 0: greyscale only when every image is, else RGB | 1: greyscale | 3: RGB
     "seed": 1,  # seeds sampling; the command line also seeds weights and dropout (in Python: gan_lib.set_seed first)
     "deterministic": True,  # command line: ask the backend for deterministic kernels (in Python: set_seed's argument)
     # speed
@@ -44,11 +48,15 @@ DEFAULTS = {
 # The values panel key 'precision' may take: Keras dtype policies (keras.mixed_precision).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
+# The values panel key 'resize' may take: how a photo becomes a square (gan_lib.data.read_image_folder).
+RESIZES = ("crop", "stretch")
+
 # The smallest value each number may take; upper bounds are checked by hand below.
 MINIMUM = {
     "latent_dim": 1, "n_epochs": 1, "n_batch": 2, "summarization": 1, "batchloss": 0,
-    "save_freq": 0, "epochs": 0, "devices": 0, "limit": 0, "seed": 0, "label_smoothing": 0.0,
-    "label_noise": 0.0, "n_samples": 2, "grid": 1, "eval_every": 0, "checkpoint_every": 0, "keep_checkpoints": 1,
+    "save_freq": 0, "epochs": 0, "devices": 0, "limit": 0, "image_size": 0, "channels": 0, "seed": 0,
+    "label_smoothing": 0.0, "label_noise": 0.0, "n_samples": 2, "grid": 1, "eval_every": 0, "checkpoint_every": 0,
+    "keep_checkpoints": 1,
 }
 
 
@@ -83,6 +91,15 @@ def check_panel(panel=None, **overrides):
         raise ValueError(f"panel key 'n_batch' must be even (half real, half fake), got {merged['n_batch']}")
     if merged["precision"] not in PRECISIONS:
         raise ValueError(f"panel key 'precision' must be one of {', '.join(PRECISIONS)}, got {merged['precision']!r}")
+    if merged["image_size"] and (merged["image_size"] % 8 or merged["image_size"] > 1024):
+        raise ValueError(f"panel key 'image_size' must be 0 (the architecture's size) or a multiple of 8 from 8 to "
+                         f"1024 (the generator doubles its size three times), got {merged['image_size']}")
+    if merged["resize"] not in RESIZES:
+        raise ValueError(f"panel key 'resize' must be one of {', '.join(RESIZES)} (crop: the centred square; "
+                         f"stretch: the whole image squeezed), got {merged['resize']!r}")
+    if merged["channels"] not in (0, 1, 3):
+        raise ValueError(f"panel key 'channels' must be 0 (greyscale only when every image is), 1 (greyscale) or "
+                         f"3 (RGB), got {merged['channels']}")
     if not merged["dataset"]:
         raise ValueError("panel key 'dataset' must name a dataset or a path, got an empty string")
     return merged

@@ -250,3 +250,48 @@ def test_evaluate_bad_input_is_one_line(evaluated, in_process, tmp_path):
     assert_one_line_error(in_process("evaluate", os.path.join(run_dir, "generator.keras").replace("run", "nowhere")),
                           "neither a run folder")
     assert tree(pathlib.Path(run_dir)) == before  # a refused evaluate writes nothing
+
+
+def photos(folder):
+    """Three photos of different sizes and one file that only looks like a JPEG."""
+    folder.mkdir()
+    for i, (w, h) in enumerate([(50, 80), (120, 90), (64, 64)]):
+        Image.new("RGB", (w, h), (40 * i, 100, 200)).save(folder / f"{i}.png")
+    (folder / "3.jpg").write_text("not a photo")
+    return folder
+
+
+def test_train_brings_a_folder_of_photos_to_the_panels_size(tmp_path, in_process, monkeypatch):
+    from gan_lib import training
+
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda g, d, gan, x, **kwargs: seen.update(x=x))
+    folder = photos(tmp_path / "photos")
+    result = in_process("train", "--dataset", str(folder), "--set", "image_size=16", "--set", "resize=stretch",
+                        "--batch", "2", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert seen["x"].shape == (3, 16, 16, 3) and seen["x"].dtype == np.float32
+    assert "4 image files, 1 skipped -> uint8 (3, 16, 16, 3) (stretch)" in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: skipped 1 of 4 files in ") and "3.jpg" in lines[0]
+    assert in_process("train", "--dataset", str(folder), "--batch", "2", "--set", "channels=1",
+                      "--out", str(tmp_path / "run2")).returncode == 0
+    assert seen["x"].shape == (3, 32, 32, 1)  # image_size 0: the tutorial models' 32
+
+
+def test_evaluate_loads_a_folder_at_the_generators_size(tmp_path, in_process, monkeypatch):
+    import gan_lib
+    from gan_lib import evaluate
+
+    seen = {}
+
+    def fake_scores(g_model, real, dataset, metrics, *args):
+        seen.update(real=real)
+        return {m: 0.5 for m in metrics}, {}
+
+    monkeypatch.setattr(evaluate, "evaluate_generator", fake_scores)
+    gan_lib.define_generator(8, out_shape=(16, 16, 3)).save(tmp_path / "g.keras")
+    folder = photos(tmp_path / "photos")
+    result = in_process("evaluate", str(tmp_path / "g.keras"), "--dataset", str(folder), "--metrics", "kid")
+    assert result.returncode == 0, result.stderr
+    assert seen["real"].shape == (3, 16, 16, 3)

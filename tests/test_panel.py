@@ -10,6 +10,7 @@ def test_defaults_are_the_tutorials():
     p = gan_lib.check_panel()
     assert (p["latent_dim"], p["n_epochs"], p["n_batch"], p["summarization"], p["batchloss"]) == (100, 200, 128, 5, 10)
     assert p["label_smoothing"] == 0 and p["label_noise"] == 0 and p["load_weights"] is False
+    assert (p["image_size"], p["resize"], p["channels"]) == (0, "crop", 0)  # folders at the architecture's size
 
 
 def test_overrides_win_and_ints_pass_as_floats():
@@ -34,6 +35,11 @@ def test_overrides_win_and_ints_pass_as_floats():
         ({"keep_checkpoints": 0}, r"'keep_checkpoints' must be at least 1"),
         ({"dataset": ""}, r"'dataset' must name a dataset"),
         ({"seed": 2**32}, r"'seed' must be below 2\*\*32"),
+        ({"image_size": 60}, r"'image_size' must be 0 \(the architecture's size\) or a multiple of 8"),
+        ({"image_size": 2048}, r"'image_size' must be .* from 8 to 1024"),
+        ({"image_size": -8}, r"'image_size' must be at least 0"),
+        ({"resize": "pad"}, r"'resize' must be one of crop, stretch"),
+        ({"channels": 4}, r"'channels' must be 0 .*, 1 \(greyscale\) or 3 \(RGB\)"),
     ],
 )
 def test_bad_settings_name_the_key(setting, message):

@@ -335,11 +335,14 @@ def generate_latent_points(latent_dim, n_samples, rng=None):
     return rng.standard_normal((n_samples, latent_dim), dtype=np.float32)
 
 
-def generate_fake_samples(g_model, latent_dim, n_samples, rng=None):
+def generate_fake_samples(g_model, latent_dim, n_samples, rng=None, training=False):
     """n_samples generated images and their labels, zeros (n, 1).
 
     Calls the model directly: `predict` costs tens of milliseconds per call.
+    training=True runs G as it trains (BatchNorm on this batch's statistics, which
+    also updates its moving statistics): the fakes D learns from (training.train_step).
+    The default, inference mode, is for sampling and scoring.
     """
     x_input = generate_latent_points(latent_dim, n_samples, rng)
-    x = keras.ops.convert_to_numpy(g_model(x_input, training=False))
+    x = keras.ops.convert_to_numpy(g_model(x_input, training=training))
     return x, np.zeros((n_samples, 1), dtype=np.float32)

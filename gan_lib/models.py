@@ -118,7 +118,9 @@ class CombinedGAN(keras.Sequential):
 
     The four properties below are what every Keras 3 trainer (TensorFlow, JAX,
     torch) reads to decide what to differentiate and update; D's own weights stay
-    trainable for D's own train_on_batch.
+    trainable for D's own train_on_batch. D is not frozen, so in G's step it runs in
+    training mode: a BatchNorm in D (the DCGAN's) normalizes G's batch with that
+    batch's statistics and updates its moving statistics, as PyTorch's DCGAN does.
     """
 
     def __init__(self, g_model, d_model, **kwargs):

@@ -224,6 +224,24 @@ def test_initialisation_is_the_papers():
         assert all(not keras.ops.convert_to_numpy(b.beta).any() for b in batch_norms(model))
 
 
+def test_mixed_precision_keeps_the_outputs_float32():
+    """Under mixed_bfloat16 the layers compute in bfloat16 (BatchNorm upcasts inside), D's sigmoid and G's tanh
+    in float32, weights stay float32; the loop and the fused step both train."""
+    gan_lib.set_precision("mixed_bfloat16")
+    try:
+        g, d, gan = tiny()
+    finally:
+        gan_lib.set_precision("float32")
+    z = gan_lib.generate_latent_points(LATENT, 4, np.random.default_rng(0))
+    assert g.layers[1].compute_dtype == "bfloat16" and {v.dtype for v in d.weights + g.weights} == {"float32"}
+    assert keras.backend.standardize_dtype(g(z).dtype) == keras.backend.standardize_dtype(d(g(z)).dtype) == "float32"
+    panel = gan_lib.check_panel(arch="dcgan", n_batch=16, precision="mixed_bfloat16")
+    row = gan_lib.train_step(g, d, gan, images(), LATENT, 16, np.random.default_rng(0), panel)
+    step = FusedStep(g, d, gan, images(), panel)
+    step()
+    assert all(np.isfinite(list(r.values())).all() for r in [row, *step.read()])
+
+
 def test_models_save_and_load_in_safe_mode(tmp_path):
     g, d, _ = tiny()
     g(np.ones((4, LATENT), "float32"), training=True)  # move the moving statistics off their start

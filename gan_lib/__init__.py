@@ -28,12 +28,14 @@ from .data import (
     make_shapes,
     scale_images,
 )
+from .dcgan import define_dcgan_discriminator, define_dcgan_generator
 from .diagnosis import Monitor, diagnose
 from .evaluate import d_scores, summarize_performance
 from .metrics import feature_stats, fid, fid_from_features, frechet_distance, inception_features, kid, kid_score
 from .models import (
     CombinedGAN,
     apply_panel_optimizers,
+    build_models,
     define_discriminator,
     define_gan,
     define_generator,

@@ -29,6 +29,10 @@ def build_parser():
     t.add_argument("--batch", type=int, metavar="N",
                    help=f"images per batch, even (panel n_batch, default {DEFAULTS['n_batch']})")
     t.add_argument("--latent-dim", type=int, metavar="N", help=f"size of the latent space (default {DEFAULTS['latent_dim']})")
+    t.add_argument("--arch", metavar="tutorial|dcgan", help="the models (panel key arch, default tutorial): the "
+                   "tutorial's, or Radford et al.'s DCGAN (BatchNorm; square images of 4 * 2^k pixels; also "
+                   "turns on label_smoothing 0.1 unless you set it; --set width=N sizes it, default 64). "
+                   "A resumed run keeps its own")
     t.add_argument("--limit", type=int, metavar="N", help="keep only the first N images (default: all)")
     t.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/DATASET-DATE-TIME); "
                    "must not hold another run")
@@ -94,7 +98,7 @@ def panel_from_args(args):
         panel = load_panel(args.resume)
         panel.update(load_weights=True, epochs=0)
     flags = {"dataset": args.dataset, "n_epochs": args.epochs, "n_batch": args.batch,
-             "latent_dim": args.latent_dim, "limit": args.limit, "seed": args.seed}
+             "latent_dim": args.latent_dim, "limit": args.limit, "seed": args.seed, "arch": args.arch}
     panel.update({k: v for k, v in flags.items() if v is not None})
     if not args.resume:
         panel["fast"] = not args.tutorial_loop  # the command line trains new runs with the fused step
@@ -138,9 +142,7 @@ def cmd_train(args):
     models.set_precision(panel["precision"])  # a resumed run's comes from its panel.json (panel_from_args)
     try:  # the models compute in the panel's precision; the global policy goes back afterwards
         with backend.distribute(panel["devices"]):  # the models' variables live on every device they train on
-            d_model = models.define_discriminator(x.shape[1:], lr=panel["d_lr"], beta_1=panel["beta_1"])
-            g_model = models.define_generator(panel["latent_dim"], out_shape=x.shape[1:])
-            gan_model = models.define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
+            g_model, d_model, gan_model = models.build_models(panel, x.shape[1:])  # panel key arch says which
     finally:
         keras.mixed_precision.set_global_policy(before)
     if not args.quiet and backend.is_chief():

@@ -64,7 +64,8 @@ class JaxStep:
             x_real = source[jax.random.randint(k_idx, (half,), 0, source.shape[0])]
         else:
             x_real = source
-        x_fake, _ = g.stateless_call(g_tv, g_ntv, jax.random.normal(k_fake, (half, f.latent_dim)), training=False)
+        # G as it trains (BatchNorm on batch statistics, its moving statistics updated), as in fused.FusedStep
+        x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, jax.random.normal(k_fake, (half, f.latent_dim)), training=True)
         scores, _ = d.stateless_call(d_tv, d_ntv, keras.ops.concatenate([x_real, x_fake]), training=False)
         scores = scores.reshape(-1)
         y_real = f.labels(1.0, half, jax.random.uniform(k_real_flip, (half, 1)))

@@ -29,6 +29,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 CATS_DOGS = {"cats_vs_dogs": "train", "cats_vs_dogs/cats": "train/cats", "cats_vs_dogs/dogs": "train/dogs"}
 NAMED = ("cifar10", "mnist", "fashion_mnist", "shapes", *CATS_DOGS)
 FOLDER_SIZE = 32  # the side folders of photos are brought to when image_size is 0: the tutorial's models take 32 x 32
+ARCH_SIZE = {"tutorial": FOLDER_SIZE, "dcgan": 64}  # ...and for each panel 'arch' (the seeds' DCGANs draw 64 x 64)
 CACHE_MIN_FILES = 1000  # folders with at least this many images keep their decoded array in the Keras cache
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")  # Pillow modes stored as greyscale
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -147,8 +148,8 @@ def is_folder(dataset):
 
 def folder_size(panel):
     """The side (pixels) a panel's folder of photos is brought to: panel key image_size, or when it is 0
-    the architecture's size (FOLDER_SIZE, 32: the tutorial's models)."""
-    return panel["image_size"] or FOLDER_SIZE
+    the architecture's size (ARCH_SIZE: 32 for the tutorial's models, 64 for the DCGAN's, as in the seeds)."""
+    return panel["image_size"] or ARCH_SIZE[panel["arch"]]
 
 
 def panel_load_options(panel):
@@ -623,11 +624,14 @@ def generate_latent_points(latent_dim, n_samples, rng=None):
     return rng.standard_normal((n_samples, latent_dim), dtype=np.float32)
 
 
-def generate_fake_samples(g_model, latent_dim, n_samples, rng=None):
+def generate_fake_samples(g_model, latent_dim, n_samples, rng=None, training=False):
     """n_samples generated images and their labels, zeros (n, 1).
 
     Calls the model directly: `predict` costs tens of milliseconds per call.
+    training=True runs G as it trains (BatchNorm on this batch's statistics, which
+    also updates its moving statistics): the fakes D learns from (training.train_step).
+    The default, inference mode, is for sampling and scoring.
     """
     x_input = generate_latent_points(latent_dim, n_samples, rng)
-    x = keras.ops.convert_to_numpy(g_model(x_input, training=False))
+    x = keras.ops.convert_to_numpy(g_model(x_input, training=training))
     return x, np.zeros((n_samples, 1), dtype=np.float32)

@@ -106,7 +106,7 @@ class FusedStep:
             x_real = keras.ops.take(source, idx, axis=0)
         else:
             x_real = source
-        x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=False)
+        x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=True)  # as G trains (dcgan.py)
         scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
         y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
         z = keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed)

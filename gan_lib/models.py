@@ -15,7 +15,7 @@ import keras
 from keras import layers
 
 from .backend import has_gpu
-from .panel import PRECISIONS
+from .panel import PRECISIONS, check_panel
 
 
 def set_precision(name):
@@ -118,7 +118,9 @@ class CombinedGAN(keras.Sequential):
 
     The four properties below are what every Keras 3 trainer (TensorFlow, JAX,
     torch) reads to decide what to differentiate and update; D's own weights stay
-    trainable for D's own train_on_batch.
+    trainable for D's own train_on_batch. D is not frozen, so in G's step it runs in
+    training mode: a BatchNorm in D (the DCGAN's) normalizes G's batch with that
+    batch's statistics and updates its moving statistics, as PyTorch's DCGAN does.
     """
 
     def __init__(self, g_model, d_model, **kwargs):
@@ -158,6 +160,29 @@ def define_gan(g_model, d_model, lr=0.0002, beta_1=0.5):
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
     model.compile(loss="binary_crossentropy", optimizer=opt)
     return model
+
+
+def build_models(panel, in_shape):
+    """(g_model, d_model, gan_model) of the panel's arch for images in_shape (H, W, C), compiled.
+
+    arch 'tutorial': define_discriminator, define_generator (width is not used); arch
+    'dcgan': gan_lib.dcgan's, with the panel's width. Both are compiled with the
+    panel's d_lr, g_lr and beta_1, and joined by define_gan. The command line calls
+    this; call it in a notebook to get the same models:
+    `g_model, d_model, gan_model = build_models(panel, dataset.shape[1:])`.
+    Build under the panel's precision (set_precision) and devices (distribute).
+    """
+    panel = check_panel(panel)
+    in_shape = tuple(in_shape)
+    if panel["arch"] == "dcgan":
+        from .dcgan import define_dcgan_discriminator, define_dcgan_generator  # dcgan.py imports this module
+
+        d_model = define_dcgan_discriminator(in_shape, panel["width"], lr=panel["d_lr"], beta_1=panel["beta_1"])
+        g_model = define_dcgan_generator(panel["latent_dim"], in_shape, panel["width"])
+    else:
+        d_model = define_discriminator(in_shape, lr=panel["d_lr"], beta_1=panel["beta_1"])
+        g_model = define_generator(panel["latent_dim"], out_shape=in_shape)
+    return g_model, d_model, define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
 
 
 def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):

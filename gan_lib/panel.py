@@ -26,6 +26,9 @@ DEFAULTS = {
     "channels": 0,  # 0: greyscale only when every image is, else RGB | 1: greyscale | 3: RGB
     "seed": 1,  # seeds sampling; the command line also seeds weights and dropout (in Python: gan_lib.set_seed first)
     "deterministic": True,  # command line: ask the backend for deterministic kernels (in Python: set_seed's argument)
+    # the models (command line: --arch; gan_lib.build_models reads these)
+    "arch": "tutorial",  # tutorial (the CIFAR-10 tutorial's models) | dcgan (Radford et al.'s, with BatchNorm; gan_lib/dcgan.py)
+    "width": 64,  # dcgan only: filters of D's first layer (doubling per layer) and of G's last hidden one
     # speed
     "fast": False,  # one compiled step per batch, data on the device; False = the tutorial's loop
     "precision": "float32",  # float32 | mixed_bfloat16 | mixed_float16 (GPU only): compute in 16 bits, weights stay float32
@@ -50,11 +53,21 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # The values panel key 'resize' may take: how a photo becomes a square (gan_lib.data.read_image_folder).
 RESIZES = ("crop", "stretch")
+# The values panel key 'arch' may take, and the defaults each one changes: where the caller did not set
+# a key, check_panel takes it from here instead of DEFAULTS (a value the caller set always wins).
+# dcgan: the seeds' settings (shared/seeds 003, 004: Radford et al.'s DCGAN) are on by default: one-sided label
+# smoothing, real labels 0.9 (seed 003), and Adam at 0.0002 with beta_1 0.5 for both models (the paper's).
+# Seed 003 keeps a learning rate per model but names no values, so they stay equal here, like the paper's.
+ARCH_DEFAULTS = {
+    "tutorial": {},
+    "dcgan": {"label_smoothing": 0.1, "d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5},
+}
+ARCHS = tuple(ARCH_DEFAULTS)
 
 # The smallest value each number may take; upper bounds are checked by hand below.
 MINIMUM = {
     "latent_dim": 1, "n_epochs": 1, "n_batch": 2, "summarization": 1, "batchloss": 0,
-    "save_freq": 0, "epochs": 0, "devices": 0, "limit": 0, "image_size": 0, "channels": 0, "seed": 0,
+    "save_freq": 0, "epochs": 0, "devices": 0, "width": 1, "limit": 0, "image_size": 0, "channels": 0, "seed": 0,
     "label_smoothing": 0.0, "label_noise": 0.0, "n_samples": 2, "grid": 1, "eval_every": 0, "checkpoint_every": 0,
     "keep_checkpoints": 1,
 }
@@ -63,16 +76,21 @@ MINIMUM = {
 def check_panel(panel=None, **overrides):
     """Defaults, updated by `panel` then `overrides`, checked; returns a new dict.
 
-    Raises ValueError naming the key and what is allowed for unknown keys,
-    wrong types and impossible values.
+    Keys the caller did not set take their architecture's default (ARCH_DEFAULTS,
+    for panel key 'arch') where it has one, else DEFAULTS'. Raises ValueError naming
+    the key and what is allowed for unknown keys, wrong types and impossible values.
     """
     merged = dict(DEFAULTS)
-    for key, value in {**(panel or {}), **overrides}.items():
+    given = {**(panel or {}), **overrides}
+    for key, value in given.items():
         if key not in DEFAULTS:
             close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"unknown panel key {key!r}.{hint} Known keys: {', '.join(DEFAULTS)}")
         merged[key] = _check_type(key, value)
+    if merged["arch"] not in ARCHS:
+        raise ValueError(f"panel key 'arch' must be one of {', '.join(ARCHS)}, got {merged['arch']!r}")
+    merged.update({k: v for k, v in ARCH_DEFAULTS[merged["arch"]].items() if k not in given})
     for key, low in MINIMUM.items():
         if merged[key] < low:
             raise ValueError(f"panel key {key!r} must be at least {low}, got {merged[key]!r}")

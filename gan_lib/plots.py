@@ -53,11 +53,13 @@ def show_images(examples, n=7, title=None):
 
 
 def plot_history(history, path=None):
-    """Losses (top) and D's mean scores D(x), D(G(z)) per batch; below them, when the history has
-    any, the measurements of diagnosis.py (diversity, classes found, G's gradient norm).
+    """Losses (top) and D's mean scores D(x), D(G(z)) per batch, with their epoch means; below them, when
+    the history has any, the measurements of diagnosis.py (diversity, classes found, G's gradient norm).
 
-    history: the list of row dicts train() returns. Saves a PNG when path is
-    given, else draws in the notebook. Returns the figure.
+    history: the list of row dicts train() returns. The epoch means of D(x) and D(G(z))
+    are drawn as dots at each epoch's last batch: per batch they are noisy, per epoch
+    they show the trend (D(x) falling and D(G(z)) rising towards 0.5 as G catches up).
+    Saves a PNG when path is given, else draws in the notebook. Returns the figure.
     """
     steps = np.arange(1, len(history) + 1)
     col = {k: np.array([row[k] for row in history], dtype=float) for k in history[0]} if history else {}  # None -> NaN
@@ -68,8 +70,13 @@ def plot_history(history, path=None):
         top.plot(steps, col.get(key, []), label=label, lw=1)
     top.set_ylabel("loss")
     top.legend(loc="upper right")
-    bottom.plot(steps, col.get("d_x", []), label="D(x), real", lw=1)
-    bottom.plot(steps, col.get("d_g_z", []), label="D(G(z)), fake", lw=1)
+    epochs = col.get("epoch", np.zeros(0))
+    ends = [i for i in range(len(epochs)) if i + 1 == len(epochs) or epochs[i + 1] != epochs[i]]  # each epoch's last row
+    for key, label in (("d_x", "D(x), real"), ("d_g_z", "D(G(z)), fake")):
+        (line,) = bottom.plot(steps, col.get(key, []), label=label, lw=1, alpha=0.5)
+        if key in col and ends:
+            means = [col[key][epochs == epochs[i]].mean() for i in ends]
+            bottom.plot(steps[ends], means, "o-", color=line.get_color(), lw=2, ms=4, label=f"{label}, epoch mean")
     bottom.axhline(0.5, color="gray", ls=":", lw=1)
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("mean score")

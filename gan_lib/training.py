@@ -52,7 +52,9 @@ def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, p
     """One batch of the tutorial's loop. Returns the losses and D's scores as a dict."""
     half_batch = n_batch // 2
     x_real, y_real = generate_real_samples(dataset, half_batch, rng)
-    x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng)
+    # G in training mode, as in its own step below: with BatchNorm (DCGAN) D must learn from the images G's
+    # step optimizes, not from inference-mode ones, whose lagging moving statistics make them different images
+    x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng, training=True)
     # D's opinion before it learns from this batch; accuracy against hard 0/1 labels
     scores = d_scores(d_model, np.concatenate([x_real, x_fake]))
     real_scores, fake_scores = scores[:half_batch], scores[half_batch:]
@@ -231,7 +233,7 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None, datas
         return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused, monitor=monitor)
     saved = load_panel(run_dir)
     # what each step draws, the grid's fixed latent points, and the arithmetic the run was made with
-    for key in ("n_batch", "latent_dim", "fast", "grid", "precision"):
+    for key in ("n_batch", "latent_dim", "fast", "grid", "precision", "arch", "width"):
         if saved[key] != panel[key]:
             raise ValueError(
                 f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "

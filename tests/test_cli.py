@@ -53,7 +53,8 @@ def test_help_documents_every_flag(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--dataset", "--epochs", "--batch", "--latent-dim", "--limit", "--out", "--seed", "--set", "--resume"):
+    for flag in ("--dataset", "--epochs", "--batch", "--latent-dim", "--limit", "--out", "--seed", "--set", "--resume",
+                 "--arch"):
         assert flag in out
     with pytest.raises(SystemExit):
         main(["generate", "--help"])
@@ -70,6 +71,8 @@ def test_help_documents_every_flag(capsys):
         (["train", "--dataset", "shapes", "--set", "n_epoch=3"], "Did you mean 'n_epochs'"),
         (["train", "--dataset", "shapes", "--set", "label_smoothing=lots"], "wants a number"),
         (["train", "--dataset", "shapes", "--limit", "16", "--batch", "32"], "'n_batch' is 32 but the dataset has only 16"),
+        (["train", "--dataset", "shapes", "--arch", "gan"], "'arch' must be one of tutorial, dcgan"),
+        (["train", "--dataset", "shapes", "--arch", "dcgan", "--set", "width=0"], "'width' must be at least 1"),
     ],
 )
 def test_bad_train_input_is_one_line_and_writes_nothing(args, text, tmp_path, in_process, monkeypatch):

@@ -285,6 +285,8 @@ def test_folder_size_and_load_options_from_the_panel(tmp_path):
     assert data.panel_load_options(panel) == {"image_size": 32, "resize": "crop", "channels": 0}
     assert data.panel_load_options(gan_lib.check_panel(dataset="cats_vs_dogs/cats"))["image_size"] == 32
     assert data.panel_load_options(gan_lib.check_panel(dataset="shapes"))["image_size"] == 0  # keeps its own
+    assert data.folder_size(gan_lib.check_panel(dataset=str(tmp_path), arch="dcgan")) == 64  # the DCGAN's size
+    assert data.folder_size(gan_lib.check_panel(dataset=str(tmp_path), arch="dcgan", image_size=32)) == 32
     panel = gan_lib.check_panel(dataset="shapes", image_size=64, resize="stretch", channels=1)
     assert data.folder_size(panel) == 64
     assert data.panel_load_options(panel) == {"image_size": 64, "resize": "stretch", "channels": 1}

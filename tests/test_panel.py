@@ -40,11 +40,24 @@ def test_overrides_win_and_ints_pass_as_floats():
         ({"image_size": -8}, r"'image_size' must be at least 0"),
         ({"resize": "pad"}, r"'resize' must be one of crop, stretch"),
         ({"channels": 4}, r"'channels' must be 0 .*, 1 \(greyscale\) or 3 \(RGB\)"),
+        ({"arch": "gan"}, r"'arch' must be one of tutorial, dcgan, got 'gan'"),
+        ({"width": 0}, r"'width' must be at least 1"),
+        ({"width": 8.0}, r"'width' must be int, got float"),
     ],
 )
 def test_bad_settings_name_the_key(setting, message):
     with pytest.raises(ValueError, match=message):
         gan_lib.check_panel(setting)
+
+
+def test_dcgan_defaults_apply_where_the_caller_did_not_set_the_key():
+    tutorial, dcgan = gan_lib.check_panel(), gan_lib.check_panel(arch="dcgan")
+    assert (tutorial["arch"], tutorial["width"], tutorial["label_smoothing"]) == ("tutorial", 64, 0.0)
+    assert (dcgan["label_smoothing"], dcgan["d_lr"], dcgan["g_lr"], dcgan["beta_1"]) == (0.1, 0.0002, 0.0002, 0.5)
+    assert {k for k in dcgan if dcgan[k] != tutorial[k]} == {"arch", "label_smoothing"}
+    assert gan_lib.check_panel({"arch": "dcgan", "label_smoothing": 0.0})["label_smoothing"] == 0.0  # a set value wins
+    assert gan_lib.check_panel({"arch": "dcgan"}, label_smoothing=0.2)["label_smoothing"] == 0.2
+    assert gan_lib.check_panel(dcgan) == dcgan and gan_lib.check_panel(tutorial, arch="dcgan")["label_smoothing"] == 0.0
 
 
 def test_parse_setting_types_values_like_the_defaults():

@@ -360,3 +360,14 @@ def test_default_outputs_is_the_checkouts_inside_it_and_relative_elsewhere(tmp_p
     assert default_outputs() == os.path.join(ROOT, "outputs")
     monkeypatch.chdir(ROOT)
     assert default_outputs() == os.path.join(ROOT, "outputs")
+
+
+def test_history_plot_shows_the_epoch_means_of_d_scores():
+    history = [{"epoch": e, "batch": b, "step": 3 * (e - 1) + b, "d_loss_real": 0.5, "d_loss_fake": 0.5, "g_loss": 1.0,
+                "d_x": 0.1 * b + 0.3 * e, "d_g_z": 0.1 * e} for e in (1, 2) for b in (1, 2, 3)]
+    fig = gan_lib.plot_history(history)
+    lines = {line.get_label(): line for line in fig.axes[1].lines}
+    for key, means in (("D(x), real", [0.5, 0.8]), ("D(G(z)), fake", [0.1, 0.2])):
+        assert list(lines[key + ", epoch mean"].get_xdata()) == [3, 6]  # at each epoch's last batch
+        np.testing.assert_allclose(lines[key + ", epoch mean"].get_ydata(), means)
+        assert len(lines[key].get_xdata()) == 6  # and every batch

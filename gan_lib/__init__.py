@@ -39,6 +39,7 @@ from .models import (
     define_discriminator,
     define_gan,
     define_generator,
+    saturating_loss,
     set_precision,
 )
 from .modes import classifier, classifier_accuracy, memorisation_score, mode_count, nearest_training, plot_nearest

@@ -12,7 +12,7 @@ import jax
 import keras
 import numpy as np
 
-from .fused import bce
+from .fused import bce, generator_loss
 
 
 def scaled(optimizer, values, loss):
@@ -83,7 +83,7 @@ class JaxStep:
         def g_loss(g_tv, g_ntv, d_ntv, g_opt, z):
             x, g_ntv = g.stateless_call(g_tv, g_ntv, z, training=True)
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)  # D's weights: inputs, not differentiated
-            loss = bce(keras.ops.ones((f.n_batch, 1)), p)
+            loss = generator_loss(p, f.objective)
             return scaled(f.gan_model.optimizer, g_opt, loss), (loss, g_ntv, d_ntv)
 
         losses = []

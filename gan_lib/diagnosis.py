@@ -4,8 +4,8 @@ A GAN's losses do not say whether it is learning. Every `eval_every` batches (pa
 key; 0 = never) the Monitor measures, on fixed latent points drawn from their own
 generator (so the run's random stream, and an exact resume, are untouched):
 
-  g_grad_norm  the norm of the gradient of G's loss (-log D(G(z)): labels 1, as G is
-               trained) with respect to G's weights, both models in inference mode;
+  g_grad_norm  the norm of the gradient of G's loss (the one it trains with, panel key
+               g_objective) with respect to G's weights, both models in inference mode;
   diversity    mean distance between two of N_EVAL generated images, divided by the
                same for N_EVAL real ones: about 1 = as varied as the data, near 0 = one image;
   modes        how many of the dataset's 10 classes the N_EVAL images fall in (shapes,
@@ -41,17 +41,17 @@ def mean_distance(x):
     return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
 
 
-def generator_gradients(g_model, d_model, z):
-    """d(-mean log D(G(z))) / d(G's trainable weights), as NumPy arrays; both models in inference mode.
+def generator_gradients(g_model, d_model, z, objective="non_saturating"):
+    """d(G's loss) / d(G's trainable weights), as NumPy arrays; both models in inference mode.
 
-    Inference mode: no dropout draws and no BatchNorm statistics updates, so measuring
-    changes nothing the training depends on. z: float32 (n, latent_dim).
+    G's loss is fused.generator_loss (objective: panel key g_objective). Inference mode:
+    no dropout draws and no BatchNorm statistics updates, so measuring changes nothing
+    the training depends on. z: float32 (n, latent_dim).
     """
     import keras
 
-    from .fused import bce
+    from .fused import generator_loss
 
-    ones = np.ones((len(z), 1), dtype=np.float32)
     variables = g_model.trainable_variables
     if keras.backend.backend() == "jax":
         import jax
@@ -60,19 +60,21 @@ def generator_gradients(g_model, d_model, z):
 
         def loss(values):  # G as a pure function of its weights; D's weights are constants here
             x, _ = g_model.stateless_call(values, rest, z, training=False)
-            return bce(ones, d_model(x, training=False))
+            return generator_loss(d_model(x, training=False), objective)
 
         grads = jax.grad(loss)([v.value for v in variables])
     else:
         from .backend import value_and_gradients
 
-        _, grads = value_and_gradients(lambda: bce(ones, d_model(g_model(z, training=False), training=False)), variables)
+        _, grads = value_and_gradients(
+            lambda: generator_loss(d_model(g_model(z, training=False), training=False), objective), variables)
     return [np.zeros(v.shape) if g is None else keras.ops.convert_to_numpy(g) for v, g in zip(variables, grads)]
 
 
-def generator_gradient_norm(g_model, d_model, z):
+def generator_gradient_norm(g_model, d_model, z, objective="non_saturating"):
     """The global (Euclidean) norm of generator_gradients: one number for how much G can learn from D now."""
-    return float(np.sqrt(sum(np.sum(np.square(g.astype(np.float64))) for g in generator_gradients(g_model, d_model, z))))
+    grads = generator_gradients(g_model, d_model, z, objective)
+    return float(np.sqrt(sum(np.sum(np.square(g.astype(np.float64))) for g in grads)))
 
 
 class Monitor:
@@ -88,7 +90,7 @@ class Monitor:
         self.z = rng.standard_normal((N_EVAL, panel["latent_dim"]), dtype=np.float32)
         self.real = dataset[np.sort(rng.choice(len(dataset), min(N_EVAL, len(dataset)), replace=False))]
         self.spread = mean_distance(self.real)  # the data's own diversity, the unit of `diversity`
-        self.dataset = panel["dataset"]
+        self.dataset, self.objective = panel["dataset"], panel["g_objective"]
         self.model, self.real_stats, self.note = None, None, None  # the classifier, made on first use
 
     def _classifier(self):
@@ -118,7 +120,7 @@ class Monitor:
         fake = np.concatenate([keras.ops.convert_to_numpy(g_model(self.z[i:i + 128], training=False))
                                for i in range(0, len(self.z), 128)]).astype(np.float32)
         row = {
-            "g_grad_norm": generator_gradient_norm(g_model, d_model, self.z[:N_GRAD]),
+            "g_grad_norm": generator_gradient_norm(g_model, d_model, self.z[:N_GRAD], self.objective),
             "diversity": mean_distance(fake) / self.spread if self.spread > 0 else None,
             "modes": None, "domain_fd": None,
         }

@@ -33,6 +33,19 @@ def bce(y, p):
     return keras.ops.mean(keras.losses.binary_crossentropy(y, p))
 
 
+def generator_loss(p, objective="non_saturating"):
+    """G's loss from D's scores p (n, 1) for G's images.
+
+    non_saturating: -mean log D(G(z)), binary cross-entropy against label 1: how the tutorial
+    trains G. saturating: mean log(1 - D(G(z))), the minimax objective of Goodfellow et al.
+    (2014), minus the cross-entropy against label 0; its gradient vanishes when D is sure
+    the images are fake (D(G(z)) near 0), which is why nobody trains with it.
+    """
+    if objective == "saturating":
+        return -bce(keras.ops.zeros_like(p), p)
+    return bce(keras.ops.ones_like(p), p)
+
+
 class FusedStep:
     """Call it once per iteration; `read()` brings the values back. `variables`: its RNG state, for checkpoints.
 
@@ -49,6 +62,7 @@ class FusedStep:
         self.seed_value = panel["seed"]
         self.latent_dim, self.n_batch = panel["latent_dim"], panel["n_batch"]
         self.smoothing, self.noise = panel["label_smoothing"], panel["label_noise"]
+        self.objective = panel["g_objective"]  # G's loss (generator_loss)
         self.strategy = backend.model_strategy(d_model)  # TensorFlow's tf.distribute engine, or None
         with backend.distribute_like(self.strategy):  # new variables live where the models' do
             for model in (d_model, gan_model):  # optimizer variables must exist before tracing
@@ -120,8 +134,8 @@ class FusedStep:
         d_vars = d.trainable_variables
         d1 = self._learn(d, d_vars, lambda: bce(y_real, d(x_real, training=True)) / n)
         d2 = self._learn(d, d_vars, lambda: bce(y_fake, d(x_fake, training=True)) / n)
-        ones = keras.ops.ones((keras.ops.shape(z)[0], 1))
-        g_loss = self._learn(self.gan_model, g.trainable_variables, lambda: bce(ones, d(g(z, training=True), training=True)) / n)
+        g_loss = self._learn(self.gan_model, g.trainable_variables,
+                             lambda: generator_loss(d(g(z, training=True), training=True), self.objective) / n)
         return keras.ops.stack([d1, d2, g_loss])
 
     def __call__(self, step=0):

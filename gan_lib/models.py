@@ -150,16 +150,33 @@ class CombinedGAN(keras.Sequential):
         return [v for v in self.weights if id(v) not in ids]
 
 
-def define_gan(g_model, d_model, lr=0.0002, beta_1=0.5):
+def saturating_loss(y_true, y_pred):
+    """log(1 - D(G(z))) per image: G's loss in the original minimax game (y_true is not used).
+
+    Minimised, it pushes D(G(z)) up like the tutorial's loss, but its gradient vanishes
+    when D is sure G's images are fake. Written as minus the cross-entropy against label 0
+    so Keras computes it stably (from D's logits on TensorFlow).
+    """
+    return -keras.losses.binary_crossentropy(keras.ops.zeros_like(y_pred), y_pred)
+
+
+def define_gan(g_model, d_model, lr=0.0002, beta_1=0.5, loss="binary_crossentropy"):
     """Combined model: latent point -> D(G(z)); training it updates G only.
 
-    Compiled with binary cross-entropy and Adam. d_model keeps learning through
-    its own train_on_batch, whichever model is trained first.
+    Compiled with binary cross-entropy and Adam: trained with labels 1, that is G's
+    non-saturating loss; loss=saturating_loss gives the minimax game's original one
+    (panel key g_objective). d_model keeps learning through its own train_on_batch,
+    whichever model is trained first.
     """
     model = CombinedGAN(g_model, d_model, name="gan")
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
-    model.compile(loss="binary_crossentropy", optimizer=opt)
+    model.compile(loss=loss, optimizer=opt)
     return model
+
+
+def objective_of(gan_model):
+    """The g_objective a combined model was compiled for: 'saturating' or 'non_saturating'."""
+    return "saturating" if gan_model.loss is saturating_loss else "non_saturating"
 
 
 def build_models(panel, in_shape):
@@ -182,7 +199,8 @@ def build_models(panel, in_shape):
     else:
         d_model = define_discriminator(in_shape, lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_generator(panel["latent_dim"], out_shape=in_shape)
-    return g_model, d_model, define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"])
+    loss = saturating_loss if panel["g_objective"] == "saturating" else "binary_crossentropy"
+    return g_model, d_model, define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"], loss=loss)
 
 
 def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):

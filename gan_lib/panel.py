@@ -36,6 +36,7 @@ DEFAULTS = {
     # best practices from the tutorial (off by default)
     "label_smoothing": 0.0,  # real labels become 1 - label_smoothing (one-sided smoothing, e.g. 0.1)
     "label_noise": 0.0,  # fraction of D's labels flipped at random each step (e.g. 0.05)
+    "g_objective": "non_saturating",  # G's loss: non_saturating, -log D(G(z)) (labels 1, the tutorial's); or saturating
     "d_lr": 0.0002,  # discriminator learning rate (Adam)
     "g_lr": 0.0002,  # generator learning rate (Adam, through the combined model)
     "beta_1": 0.5,  # Adam's beta_1 for both
@@ -53,6 +54,9 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # The values panel key 'resize' may take: how a photo becomes a square (gan_lib.data.read_image_folder).
 RESIZES = ("crop", "stretch")
+# The values panel key 'g_objective' may take (fused.generator_loss): the tutorial trains G with labels 1, the
+# non-saturating loss; 'saturating' is Goodfellow et al.'s minimax log(1 - D(G(z))), whose gradient vanishes.
+OBJECTIVES = ("non_saturating", "saturating")
 # The values panel key 'arch' may take, and the defaults each one changes: where the caller did not set
 # a key, check_panel takes it from here instead of DEFAULTS (a value the caller set always wins).
 # dcgan: the seeds' settings (shared/seeds 003, 004: Radford et al.'s DCGAN) are on by default: one-sided label
@@ -112,6 +116,8 @@ def check_panel(panel=None, **overrides):
     if merged["image_size"] and (merged["image_size"] % 8 or merged["image_size"] > 1024):
         raise ValueError(f"panel key 'image_size' must be 0 (the architecture's size) or a multiple of 8 from 8 to "
                          f"1024 (the generator doubles its size three times), got {merged['image_size']}")
+    if merged["g_objective"] not in OBJECTIVES:
+        raise ValueError(f"panel key 'g_objective' must be one of {', '.join(OBJECTIVES)}, got {merged['g_objective']!r}")
     if merged["resize"] not in RESIZES:
         raise ValueError(f"panel key 'resize' must be one of {', '.join(RESIZES)} (crop: the centred square; "
                          f"stretch: the whole image squeezed), got {merged['resize']!r}")

@@ -25,7 +25,7 @@ from .data import check_images, generate_fake_samples, generate_latent_points, g
 from .diagnosis import EVAL_COLUMNS, Monitor, diagnose
 from .evaluate import d_scores, save_generator, summarize_performance
 from .fused import FusedStep
-from .models import apply_panel_optimizers, check_precision
+from .models import apply_panel_optimizers, check_precision, objective_of
 from .panel import check_panel
 from .plots import plot_history, save_plot
 from .progress import Progress
@@ -178,6 +178,11 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     check_models(g_model, d_model, dataset, panel["latent_dim"])
     check_models_precision((g_model, d_model, gan_model), panel["precision"])
     check_devices(g_model, d_model, panel)
+    if objective_of(gan_model) != panel["g_objective"]:
+        raise ValueError(f"the combined model was compiled for g_objective {objective_of(gan_model)!r} but panel key "
+                         f"'g_objective' is {panel['g_objective']!r}; build it with define_gan(g_model, d_model"
+                         + (", loss=gan_lib.saturating_loss" if panel["g_objective"] == "saturating" else "")
+                         + ") (gan_lib.build_models does it from the panel)")
     if not backend.is_chief():  # a multi-worker run: only the chief writes the run folder
         with tempfile.TemporaryDirectory(prefix="gan_lib-worker-") as folder:
             copy = os.path.join(folder, "run")  # this worker trains in step with the chief, in a copy thrown away

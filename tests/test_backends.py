@@ -90,6 +90,10 @@ sys.path.insert(0, "tests")
 from gradcheck import directional_derivative
 norm, slope = directional_derivative(g, d, np.random.default_rng(4).standard_normal((64, 100)).astype(np.float32))
 assert norm > 0 and abs(slope - norm) < 0.02 * norm, f"G's gradient norm {norm} but the slope along it is {slope}"
+sat = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, g_objective="saturating"))
+bg = snap(g)
+sat()
+assert sat.read()[0]["g_loss"] < 0 and changed(bg, snap(g)), "saturating objective: G's loss is log(1 - D(G(z))) < 0"
 
 def fast_run(run_dir, epochs, resume=False):
     gan_lib.set_seed(3)

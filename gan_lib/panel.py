@@ -20,7 +20,7 @@ DEFAULTS = {
     # data and reproducibility
     "dataset": "cifar10",  # cifar10 | mnist | fashion_mnist | shapes | cats_vs_dogs[/cats|/dogs] | a path (.npz or folder)
     "limit": 0,  # keep the first N images; 0 = all
-    "image_size": 0,  # folders of photos are brought to image_size x image_size; 0 = the architecture's size (32).
+    "image_size": 0,  # folders of photos are brought to image_size x image_size; 0 = the architecture's (32; dcgan 64).
     # Named datasets and .npz files keep their own size unless it is set.
     "resize": "crop",  # crop: the centred square, then resized | stretch: the whole image squeezed to a square
     "channels": 0,  # 0: greyscale only when every image is, else RGB | 1: greyscale | 3: RGB

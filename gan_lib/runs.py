@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
 HISTORY_COLUMNS = [
     "epoch", "batch", "step", "d_loss_real", "d_loss_fake", "g_loss",
     "d_x", "d_g_z", "acc_real", "acc_fake", "d_lr", "g_lr",
-    *EVAL_COLUMNS,  # measured every eval_every batches, NaN in between (diagnosis.py)
+    *EVAL_COLUMNS,  # measured every eval_every batches; None (an empty cell) in between (diagnosis.py)
 ]
 COUNTERS = ("epoch", "batch", "step")
 LOCK = ".lock"

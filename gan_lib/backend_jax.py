@@ -12,7 +12,7 @@ import jax
 import keras
 import numpy as np
 
-from .fused import bce, generator_loss
+from .fused import bce, generator_loss, pixels
 
 
 def scaled(optimizer, values, loss):
@@ -64,6 +64,7 @@ class JaxStep:
             x_real = source[jax.random.randint(k_idx, (half,), 0, source.shape[0])]
         else:
             x_real = source
+        x_real = pixels(x_real)  # uint8 data: scaled here, on the device
         # G as it trains (BatchNorm on batch statistics, its moving statistics updated), as in fused.FusedStep
         x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, jax.random.normal(k_fake, (half, f.latent_dim)), training=True)
         scores, _ = d.stateless_call(d_tv, d_ntv, keras.ops.concatenate([x_real, x_fake]), training=False)

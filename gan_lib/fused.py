@@ -28,6 +28,21 @@ from . import backend
 VALUES = ("d_loss_real", "d_loss_fake", "g_loss", "d_x", "d_g_z", "acc_real", "acc_fake")
 
 
+PIXELS = np.arange(256, dtype=np.float32) / 127.5 - 1.0  # uint8 value -> float32 pixel in [-1, 1]
+
+
+def pixels(x):
+    """Real images as the models take them, on the device: uint8 [0, 255] -> float32 [-1, 1]; float as it is.
+
+    A uint8 dataset sits on the device (or streams from the host) at a quarter of float32's size.
+    """
+    if keras.backend.standardize_dtype(x.dtype) == "uint8":
+        # a lookup in a 256-entry table made by NumPy: exactly scale_images' values on every backend
+        # (XLA may turn / 127.5 into * (1 / 127.5), one rounding off)
+        return keras.ops.take(PIXELS, keras.ops.cast(x, "int32"))
+    return x
+
+
 def bce(y, p):
     """Binary cross-entropy averaged over the batch: what train_on_batch reports for these models."""
     return keras.ops.mean(keras.losses.binary_crossentropy(y, p))
@@ -120,6 +135,7 @@ class FusedStep:
             x_real = keras.ops.take(source, idx, axis=0)
         else:
             x_real = source
+        x_real = pixels(x_real)  # (half, H, W, C) float32 in [-1, 1]
         x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=True)  # as G trains (dcgan.py)
         scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
         y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)

@@ -94,6 +94,13 @@ sat = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, g_objecti
 bg = snap(g)
 sat()
 assert sat.read()[0]["g_loss"] < 0 and changed(bg, snap(g)), "saturating objective: G's loss is log(1 - D(G(z))) < 0"
+count = lambda m: int(keras.ops.convert_to_numpy(m.optimizer.iterations))
+before = count(d), count(gan_model)
+steps = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, d_steps=2, g_steps=3, mixed_batch=True))
+steps()
+row = steps.read()[0]
+assert (count(d) - before[0], count(gan_model) - before[1]) == (2, 3), "d_steps 2 (mixed: 1 update each), g_steps 3"
+assert row["d_loss_real"] == row["d_loss_fake"] and np.isfinite(list(row.values())).all()
 
 pixels = np.round((data + 1) * 127.5).astype(np.uint8)  # the same images as stored: scaled inside the step
 

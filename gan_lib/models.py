@@ -199,8 +199,12 @@ def build_models(panel, in_shape):
     else:
         d_model = define_discriminator(in_shape, lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_generator(panel["latent_dim"], out_shape=in_shape)
-    loss = saturating_loss if panel["g_objective"] == "saturating" else "binary_crossentropy"
-    return g_model, d_model, define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"], loss=loss)
+    return g_model, d_model, define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"], loss=gan_loss(panel))
+
+
+def gan_loss(panel):
+    """The combined model's loss for panel key g_objective: saturating_loss, or the tutorial's cross-entropy."""
+    return saturating_loss if panel["g_objective"] == "saturating" else "binary_crossentropy"
 
 
 def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):

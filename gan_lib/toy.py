@@ -273,7 +273,7 @@ def toy_settings(name, overrides=None):
 
 def build_toy_models(name, panel, model):
     """(g_model, d_model, gan_model) for toy `name`, compiled with the panel's Adam settings."""
-    from .models import apply_panel_optimizers, define_gan
+    from .models import apply_panel_optimizers, define_gan, gan_loss
 
     if name == "parabola":
         d = define_toy_discriminator(lr=panel["d_lr"])
@@ -281,7 +281,7 @@ def build_toy_models(name, panel, model):
     else:
         d = define_mlp_discriminator(model["pack"], model["scale"], model["units"], model["depth"], panel["d_lr"])
         g = define_mlp_generator(panel["latent_dim"], model["scale"], model["units"], model["depth"])
-    gan = define_gan(g, d, lr=panel["g_lr"], beta_1=panel["beta_1"])
+    gan = define_gan(g, d, lr=panel["g_lr"], beta_1=panel["beta_1"], loss=gan_loss(panel))  # g_objective's loss
     apply_panel_optimizers(d, gan, panel, explicit=("d_lr", "g_lr", "beta_1"))  # D's beta_1 too
     return g, d, gan
 
@@ -301,13 +301,17 @@ def toy_scores(points, name):
 def measure_toy(g, d, name, z, spread, objective):
     """The image runs' measurements (diagnosis.EVAL_COLUMNS) for a toy: G's gradient norm on z[:N_GRAD]; the
     samples' diversity (mean distance between two of g(z[:N_EVAL]), over `spread`, the real points'); for ring and
-    grid, the modes covered by g(z) (all N_SAMPLES points, as the final score); no domain_fd (no classifier)."""
+    grid, the modes covered by g(z) (all N_SAMPLES points, as the final score) and mode_counts, the high-quality
+    points per mode (mode_scores' counts; toys only); no domain_fd (no classifier)."""
     from .diagnosis import N_EVAL, N_GRAD, generator_gradient_norm, mean_distance
 
     points = keras.ops.convert_to_numpy(g(z, training=False)).astype(np.float32)
+    found = None if name == "parabola" else mode_scores(points, name)
     return {"g_grad_norm": generator_gradient_norm(g, d, z[:N_GRAD], objective),
             "diversity": mean_distance(points[:N_EVAL]) / spread,
-            "modes": None if name == "parabola" else float(mode_scores(points, name)["modes"]), "domain_fd": None}
+            "modes": None if found is None else float(found["modes"]), "domain_fd": None,
+            # which modes (ring, grid): high-quality points near each, so a notebook can watch G move between them
+            "mode_counts": None if found is None else found["counts"]}
 
 
 def train_named_toy(name, steps, panel, model, log=None, log_every=0):
@@ -350,7 +354,7 @@ def train_named_toy(name, steps, panel, model, log=None, log_every=0):
         history += fused.read()
     for k, row in enumerate(history):  # 1-based steps, and None where not measured, as in an image run's history
         row["step"] = k + 1
-        for key in EVAL_COLUMNS:
+        for key in (*EVAL_COLUMNS, "mode_counts"):
             row.setdefault(key, None)
     samples = keras.ops.convert_to_numpy(g(z)).astype(np.float32)
     return samples, toy_scores(samples, name), history

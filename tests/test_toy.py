@@ -233,13 +233,25 @@ def test_a_toy_run_is_measured_every_eval_every_steps_and_diagnosed(fast):
     measured = [r["step"] for r in history if r["g_grad_norm"] is not None]
     assert measured == [4, 8] and all(history[k - 1]["diversity"] > 0 for k in measured)
     assert history[-1]["modes"] == scores["modes"] and all(r["domain_fd"] is None for r in history)
+    assert history[-1]["mode_counts"] == scores["counts"] and history[0]["mode_counts"] is None
     assert history[-1]["g_grad_norm"] > 0
     _, unmeasured_scores, unmeasured = run(0)
     assert all(r["g_grad_norm"] is None for r in unmeasured)
-    strip = [{k: v for k, v in r.items() if k not in gan_lib.diagnosis.EVAL_COLUMNS} for r in history]
-    assert strip == [{k: v for k, v in r.items() if k not in gan_lib.diagnosis.EVAL_COLUMNS} for r in unmeasured]
+    measures = (*gan_lib.diagnosis.EVAL_COLUMNS, "mode_counts")
+    strip = [{k: v for k, v in r.items() if k not in measures} for r in history]
+    assert strip == [{k: v for k, v in r.items() if k not in measures} for r in unmeasured]
     assert unmeasured_scores == scores
     assert isinstance(gan_lib.diagnose(history), dict)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_toy_trains_with_the_panels_objective(fast):
+    """g_objective reaches the toy's combined model: the loop's train_on_batch and the fused step both report
+    log(1 - D(G(z))) < 0 for the saturating loss and -log D(G(z)) > 0 for the tutorial's."""
+    for objective, sign in (("saturating", -1), ("non_saturating", 1)):
+        panel, model = toy.toy_settings("ring", {"units": 8, "n_batch": 32, "fast": fast, "g_objective": objective})
+        _, _, history = toy.train_named_toy("ring", 2, panel, model)
+        assert all(np.sign(r["g_loss"]) == sign for r in history)
 
 
 def run_cli(args, capsys):

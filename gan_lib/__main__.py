@@ -112,6 +112,10 @@ def panel_from_args(args):
 
 def cmd_train(args):
     panel = panel_from_args(args)
+    if panel["arch"] == "cyclegan":
+        from .models import CYCLEGAN_ELSEWHERE
+
+        raise ValueError(CYCLEGAN_ELSEWHERE)
     if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise ValueError("--resume continues a run in its own folder; leave out --out")
     from . import backend

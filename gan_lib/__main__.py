@@ -88,7 +88,7 @@ def build_parser():
                    "and modes; cropped to their centred squares and resized to image_size, default 64: --set "
                    "image_size=32 for a quick CPU run); an .npz or a named dataset works too")
     c.add_argument("--task", metavar="shapes", help="the offline task instead of two folders: warm-coloured shapes "
-                   "(A) <-> cool-coloured ones (B), drawn by gan_lib (default 2,000 of each, 5 epochs)")
+                   "(A) <-> cool-coloured ones (B), drawn by gan_lib (default 2,000 of each, 3 epochs)")
     c.add_argument("--epochs", type=int, metavar="N", help="epochs to train (panel n_epochs; an epoch is as many "
                    "batches as the larger domain holds)")
     c.add_argument("--batch", type=int, metavar="N", help="images of each domain per step (panel n_batch, default 8)")

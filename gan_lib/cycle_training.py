@@ -52,7 +52,7 @@ FIXED = ("dataset", "dataset_b", "limit", "image_size", "resize", "channels", "w
 # The offline task: A = warm shapes, B = cool ones (data.make_shapes). CycleGAN changes how things look and keeps
 # where they are, so a colour change with the shape kept is the translation it can do (the paper's own failures are
 # changes of geometry, such as dog to cat), and gan_lib's shapes classifier can check both halves of it.
-TASKS = {"shapes": {"dataset": "shapes-warm", "dataset_b": "shapes-cool", "limit": 2000, "n_epochs": 5}}
+TASKS = {"shapes": {"dataset": "shapes-warm", "dataset_b": "shapes-cool", "limit": 2000, "n_epochs": 3}}
 SHAPES_DOMAINS = {"shapes-warm": 0, "shapes-cool": 5}  # first class of each colour family in data.SHAPES_CLASSES
 EVAL_N = 256  # images of each domain the cycle errors and translation scores are measured on (the first ones)
 

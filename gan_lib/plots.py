@@ -193,11 +193,11 @@ def plot_cycle_history(history, path=None):
     bottom.set_ylabel("mean |error|")
     if np.isfinite(col["translation_ab"]).any():
         right = bottom.twinx()
-        for key, label in (("translation_ab", "translated A->B"), ("translation_ba", "translated B->A")):
-            right.plot(steps[ends], col[key][ends], "s--", label=label)
-        right.set_ylim(0, 1)
+        for key, label, colour in (("translation_ab", "translated A->B", "C2"), ("translation_ba", "translated B->A", "C3")):
+            right.plot(steps[ends], col[key][ends], "s--", color=colour, label=label)  # colours apart from the left's
+        right.set_ylim(0, 1.05)
         right.set_ylabel("share classified as the target")
-        right.legend(loc="center right")
+        right.legend(loc="lower left")
     bottom.legend(loc="upper right")
     bottom.set_xlabel("batch")
     fig.tight_layout()

@@ -21,6 +21,7 @@ from .data import (
     CIFAR10_CLASSES,
     SHAPES_CLASSES,
     DownloadError,
+    check_dataset,
     check_images,
     generate_fake_samples,
     generate_latent_points,

@@ -22,6 +22,8 @@ without progress. Training never stops for a hint.
 
 import numpy as np
 
+from .data import scale_batch
+
 EVAL_COLUMNS = ("g_grad_norm", "diversity", "modes", "domain_fd")
 N_EVAL = 256  # images generated per measurement (diversity, modes, domain_fd)
 N_GRAD = 64  # latent points for the gradient norm
@@ -80,7 +82,7 @@ def generator_gradient_norm(g_model, d_model, z, objective="non_saturating"):
 class Monitor:
     """Measures a generator during training (the EVAL_COLUMNS) on fixed points, the same every time.
 
-    dataset: the run's float32 images (N, H, W, C); panel: the run's panel (seed,
+    dataset: the run's images (N, H, W, C), float32 in [-1, 1] or uint8; panel: the run's panel (seed,
     latent_dim, dataset name). The classifier, where the dataset has one, is made on the
     first measurement (about 10 s the first time, then read from its cache).
     """
@@ -88,7 +90,7 @@ class Monitor:
     def __init__(self, dataset, panel):
         rng = np.random.default_rng([panel["seed"], EVAL_SEED])  # never the run's own generator
         self.z = rng.standard_normal((N_EVAL, panel["latent_dim"]), dtype=np.float32)
-        self.real = dataset[np.sort(rng.choice(len(dataset), min(N_EVAL, len(dataset)), replace=False))]
+        self.real = scale_batch(dataset[np.sort(rng.choice(len(dataset), min(N_EVAL, len(dataset)), replace=False))])
         self.spread = mean_distance(self.real)  # the data's own diversity, the unit of `diversity`
         self.dataset, self.objective = panel["dataset"], panel["g_objective"]
         self.model, self.real_stats, self.note = None, None, None  # the classifier, made on first use

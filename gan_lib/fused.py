@@ -13,7 +13,9 @@ device stays on the host instead: Batches below feeds it, one step ahead):
 4. G learns through D from n_batch latent points labelled 1, updating G only.
 
 Two D updates, then one G update, with binary cross-entropy and each model's own
-compiled optimizer: the tutorial's semantics, without the host round trips.
+compiled optimizer: the tutorial's semantics, without the host round trips. As in
+the loop, panel keys d_steps and g_steps repeat steps 2-3 and step 4 (new draws each
+time), and mixed_batch makes steps 2-3 one update on both half batches.
 Losses stay on the device until the caller reads them (FusedStep.read).
 """
 
@@ -26,6 +28,21 @@ from . import backend
 
 # what one step returns, in this order: the history's per-batch values
 VALUES = ("d_loss_real", "d_loss_fake", "g_loss", "d_x", "d_g_z", "acc_real", "acc_fake")
+
+
+PIXELS = np.arange(256, dtype=np.float32) / 127.5 - 1.0  # uint8 value -> float32 pixel in [-1, 1]
+
+
+def pixels(x):
+    """Real images as the models take them, on the device: uint8 [0, 255] -> float32 [-1, 1]; float as it is.
+
+    A uint8 dataset sits on the device (or streams from the host) at a quarter of float32's size.
+    """
+    if keras.backend.standardize_dtype(x.dtype) == "uint8":
+        # a lookup in a 256-entry table made by NumPy: exactly scale_images' values on every backend
+        # (XLA may turn / 127.5 into * (1 / 127.5), one rounding off)
+        return keras.ops.take(PIXELS, keras.ops.cast(x, "int32"))
+    return x
 
 
 def bce(y, p):
@@ -58,11 +75,12 @@ class FusedStep:
         if backend.fits_on_device(dataset.nbytes):
             self.data, self.batches = keras.ops.convert_to_tensor(dataset), None  # (N, H, W, C), on the device once
         else:  # too big: real half batches come from the host, each made while the step before it runs
-            self.data, self.batches = None, Batches(dataset, panel["n_batch"] // 2, panel["seed"])
+            self.data, self.batches = None, Batches(dataset, panel["n_batch"] // 2 * panel["d_steps"], panel["seed"])
         self.seed_value = panel["seed"]
         self.latent_dim, self.n_batch = panel["latent_dim"], panel["n_batch"]
         self.smoothing, self.noise = panel["label_smoothing"], panel["label_noise"]
         self.objective = panel["g_objective"]  # G's loss (generator_loss)
+        self.d_steps, self.g_steps, self.mixed = panel["d_steps"], panel["g_steps"], panel["mixed_batch"]
         self.strategy = backend.model_strategy(d_model)  # TensorFlow's tf.distribute engine, or None
         with backend.distribute_like(self.strategy):  # new variables live where the models' do
             for model in (d_model, gan_model):  # optimizer variables must exist before tracing
@@ -112,31 +130,54 @@ class FusedStep:
         return loss
 
     def _step(self, source):
-        """source: the whole dataset on the device, or this step's real half batch (streamed from the host)."""
-        half = self.n_batch // 2
+        """source: the whole dataset on the device, or this step's real half batches (streamed from the host)."""
+        half, n_d = self.n_batch // 2, self.d_steps
         g, d = self.g_model, self.d_model
         if self.batches is None:
-            idx = keras.random.randint((half,), 0, keras.ops.shape(source)[0], seed=self.seed)
+            idx = keras.random.randint((half * n_d,), 0, keras.ops.shape(source)[0], seed=self.seed)
             x_real = keras.ops.take(source, idx, axis=0)
         else:
             x_real = source
-        x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=True)  # as G trains (dcgan.py)
-        scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
-        y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
-        z = keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed)
+        x_real = pixels(x_real)  # (d_steps * half, H, W, C) float32 in [-1, 1]
+        draws = []  # per D step: real, fake, their labels
+        for k in range(n_d):
+            x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=True)  # as G trains (dcgan.py)
+            if k == 0:  # D's scores before it learns in this iteration (history only)
+                scores = keras.ops.reshape(d(keras.ops.concatenate([x_real[:half], x_fake]), training=False), (-1,))
+            draws.append((x_real[k * half:(k + 1) * half], x_fake, self._labels(1.0, half), self._labels(0.0, half)))
+        zs = [keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed) for _ in range(self.g_steps)]
+        # (batch, steps, ...): the batch stays on axis 0, which on_replicas splits over the devices
+        batches = [keras.ops.stack(list(parts), axis=1) for parts in zip(*draws)] + [keras.ops.stack(zs, axis=1)]
         # the updates: once per device on its share of each batch (on one device, all of it)
-        d1, d2, g_loss = keras.ops.unstack(backend.on_replicas(self.strategy, self._updates, (x_real, x_fake, y_real, y_fake, z)))
+        d1, d2, g_loss = keras.ops.unstack(backend.on_replicas(self.strategy, self._updates, batches))
         return self.values(d1, d2, g_loss, scores[:half], scores[half:])
 
     def _updates(self, x_real, x_fake, y_real, y_fake, z, n):
-        """D on the real share, D on the fake share, G through D; each mean loss / n (n devices add them up)."""
+        """d_steps times D (real then fake share, or both at once), then g_steps times G through D.
+
+        Arguments are (share, steps, ...); each loss is a mean / n (n devices add them up), averaged over the steps.
+        """
         g, d = self.g_model, self.d_model
         d_vars = d.trainable_variables
-        d1 = self._learn(d, d_vars, lambda: bce(y_real, d(x_real, training=True)) / n)
-        d2 = self._learn(d, d_vars, lambda: bce(y_fake, d(x_fake, training=True)) / n)
-        g_loss = self._learn(self.gan_model, g.trainable_variables,
-                             lambda: generator_loss(d(g(z, training=True), training=True), self.objective) / n)
-        return keras.ops.stack([d1, d2, g_loss])
+
+        def d_loss(x, y):
+            return lambda: bce(y, d(x, training=True)) / n
+
+        def g_loss(z):
+            return lambda: generator_loss(d(g(z, training=True), training=True), self.objective) / n
+
+        d1, d2, gl = [], [], []
+        for k in range(self.d_steps):
+            xr, xf, yr, yf = x_real[:, k], x_fake[:, k], y_real[:, k], y_fake[:, k]
+            if self.mixed:  # one update on both halves: d_loss_real and d_loss_fake both report it
+                d1.append(self._learn(d, d_vars, d_loss(keras.ops.concatenate([xr, xf]), keras.ops.concatenate([yr, yf]))))
+                d2.append(d1[-1])
+            else:
+                d1.append(self._learn(d, d_vars, d_loss(xr, yr)))
+                d2.append(self._learn(d, d_vars, d_loss(xf, yf)))
+        for k in range(self.g_steps):
+            gl.append(self._learn(self.gan_model, g.trainable_variables, g_loss(z[:, k])))
+        return keras.ops.stack([keras.ops.mean(keras.ops.stack(losses)) for losses in (d1, d2, gl)])
 
     def __call__(self, step=0):
         """One iteration; step (0-based, over the whole run) picks the streamed half batch, if any."""

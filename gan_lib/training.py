@@ -21,7 +21,7 @@ import numpy as np
 from . import backend
 from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
 from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
-from .data import check_images, generate_fake_samples, generate_latent_points, generate_real_samples
+from .data import check_dataset, generate_fake_samples, generate_latent_points, generate_real_samples
 from .diagnosis import EVAL_COLUMNS, Monitor, diagnose
 from .evaluate import d_scores, save_generator, summarize_performance
 from .fused import FusedStep
@@ -49,27 +49,43 @@ class TrainingDiverged(RuntimeError):
 
 
 def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, panel):
-    """One batch of the tutorial's loop. Returns the losses and D's scores as a dict."""
+    """One iteration of the tutorial's loop. Returns the losses and D's scores as a dict.
+
+    D learns panel['d_steps'] times (each on a new real and a new fake half batch: two
+    updates, or one on both together with panel['mixed_batch']), then G panel['g_steps']
+    times (each on n_batch new latent points). The losses returned are the means over
+    those steps; with mixed_batch, d_loss_real and d_loss_fake both hold the one batch's loss.
+    """
     half_batch = n_batch // 2
-    x_real, y_real = generate_real_samples(dataset, half_batch, rng)
-    # G in training mode, as in its own step below: with BatchNorm (DCGAN) D must learn from the images G's
-    # step optimizes, not from inference-mode ones, whose lagging moving statistics make them different images
-    x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng, training=True)
-    # D's opinion before it learns from this batch; accuracy against hard 0/1 labels
-    scores = d_scores(d_model, np.concatenate([x_real, x_fake]))
-    real_scores, fake_scores = scores[:half_batch], scores[half_batch:]
-    # best practices (off by default): one-sided label smoothing, flipped labels
-    y_real = y_real * (1.0 - panel["label_smoothing"])
-    if panel["label_noise"] > 0:
-        y_real = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 0.0, y_real).astype(np.float32)
-        y_fake = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 1.0, y_fake).astype(np.float32)
-    d_loss1, _ = d_model.train_on_batch(x_real, y_real)
-    d_loss2, _ = d_model.train_on_batch(x_fake, y_fake)
-    x_gan = generate_latent_points(latent_dim, n_batch, rng)
-    y_gan = np.ones((n_batch, 1), dtype=np.float32)
-    g_loss = gan_model.train_on_batch(x_gan, y_gan)
+    d_losses = []  # (real, fake) per D step
+    for k in range(panel["d_steps"]):
+        x_real, y_real = generate_real_samples(dataset, half_batch, rng)
+        # G in training mode, as in its own step below: with BatchNorm (DCGAN) D must learn from the images G's
+        # step optimizes, not from inference-mode ones, whose lagging moving statistics make them different images
+        x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng, training=True)
+        if k == 0:  # D's opinion before it learns in this iteration; accuracy against hard 0/1 labels
+            scores = d_scores(d_model, np.concatenate([x_real, x_fake]))
+            real_scores, fake_scores = scores[:half_batch], scores[half_batch:]
+        # best practices (off by default): one-sided label smoothing, flipped labels
+        y_real = y_real * (1.0 - panel["label_smoothing"])
+        if panel["label_noise"] > 0:
+            y_real = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 0.0, y_real).astype(np.float32)
+            y_fake = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 1.0, y_fake).astype(np.float32)
+        if panel["mixed_batch"]:  # one update on real and fake together (BatchNorm would see them mixed)
+            loss, _ = d_model.train_on_batch(np.concatenate([x_real, x_fake]), np.concatenate([y_real, y_fake]))
+            d_losses.append((float(loss), float(loss)))
+        else:  # the tutorial's: a real half batch, then a fake one
+            d_loss1, _ = d_model.train_on_batch(x_real, y_real)
+            d_loss2, _ = d_model.train_on_batch(x_fake, y_fake)
+            d_losses.append((float(d_loss1), float(d_loss2)))
+    g_losses = []
+    for _ in range(panel["g_steps"]):
+        x_gan = generate_latent_points(latent_dim, n_batch, rng)
+        y_gan = np.ones((n_batch, 1), dtype=np.float32)
+        g_losses.append(float(gan_model.train_on_batch(x_gan, y_gan)))
+    d_loss1, d_loss2 = np.mean(d_losses, axis=0)  # the mean of one value is that value, exactly
     return {
-        "d_loss_real": float(d_loss1), "d_loss_fake": float(d_loss2), "g_loss": float(g_loss),
+        "d_loss_real": float(d_loss1), "d_loss_fake": float(d_loss2), "g_loss": float(np.mean(g_losses)),
         "d_x": float(real_scores.mean()), "d_g_z": float(fake_scores.mean()),
         "acc_real": float((real_scores > 0.5).mean()), "acc_fake": float((fake_scores <= 0.5).mean()),
     }
@@ -154,7 +170,8 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
           panel=None, run_dir=None, verbose=1):
     """Train with the tutorial's loop; returns the per-batch history (list of dicts).
 
-    dataset: float32 (N, H, W, C) in [-1, 1]. latent_dim, n_epochs and n_batch,
+    dataset: float32 (N, H, W, C) in [-1, 1], or uint8 in [0, 255], kept as uint8
+    (a quarter of the memory) and scaled per batch, on the device in the fused step. latent_dim, n_epochs and n_batch,
     when given, override the panel. The panel's d_lr, g_lr and beta_1 are applied
     to the compiled optimizers (see models.apply_panel_optimizers). Writes to
     run_dir (default: a new folder in outputs/): image grids, generator .keras
@@ -169,7 +186,7 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
         given = {**load_panel(run_dir), "epochs": 0, **given}  # a resumed run keeps its own settings unless told
     explicit = set(given)  # keys the caller chose or the run recorded, as opposed to defaults
     panel = check_panel(given)
-    dataset = check_images(dataset, name="dataset")
+    dataset = check_dataset(dataset, name="dataset")  # uint8 stays uint8: scaled per batch
     if panel["n_batch"] > len(dataset):
         raise ValueError(
             f"panel key 'n_batch' is {panel['n_batch']} but the dataset has only {len(dataset)} images; "

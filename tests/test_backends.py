@@ -94,8 +94,17 @@ sat = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, g_objecti
 bg = snap(g)
 sat()
 assert sat.read()[0]["g_loss"] < 0 and changed(bg, snap(g)), "saturating objective: G's loss is log(1 - D(G(z))) < 0"
+count = lambda m: int(keras.ops.convert_to_numpy(m.optimizer.iterations))
+before = count(d), count(gan_model)
+steps = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, d_steps=2, g_steps=3, mixed_batch=True))
+steps()
+row = steps.read()[0]
+assert (count(d) - before[0], count(gan_model) - before[1]) == (2, 3), "d_steps 2 (mixed: 1 update each), g_steps 3"
+assert row["d_loss_real"] == row["d_loss_fake"] and np.isfinite(list(row.values())).all()
 
-def fast_run(run_dir, epochs, resume=False):
+pixels = np.round((data + 1) * 127.5).astype(np.uint8)  # the same images as stored: scaled inside the step
+
+def fast_run(run_dir, epochs, resume=False, data=data):
     gan_lib.set_seed(3)
     d, g = gan_lib.define_discriminator((16, 16, 3)), gan_lib.define_generator(100, (16, 16, 3))
     panel = {"fast": True, "n_samples": 8, "load_weights": resume, "summarization": 1,  # the same draws either way
@@ -104,8 +113,8 @@ def fast_run(run_dir, epochs, resume=False):
                          run_dir=run_dir, verbose=0, panel=panel)
 
 straight = fast_run(sys.argv[1] + "-a", 2)
-fast_run(sys.argv[1] + "-b", 1)
-assert fast_run(sys.argv[1] + "-b", 2, resume=True) == straight
+fast_run(sys.argv[1] + "-b", 1, data=pixels)  # uint8 data and a resume: the float32 run, bit for bit
+assert fast_run(sys.argv[1] + "-b", 2, resume=True, data=pixels) == straight
 assert [r["step"] for r in straight if r["g_grad_norm"] is not None] == [2, 4] and straight[-1]["g_grad_norm"] > 0
 last = "checkpoints/ckpt-0002-00000.npz"
 with np.load(os.path.join(sys.argv[1] + "-a", last)) as a, np.load(os.path.join(sys.argv[1] + "-b", last)) as b:

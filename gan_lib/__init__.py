@@ -15,6 +15,8 @@ with quiet_fd2():
 
 from .backend import describe_device, distribute, has_gpu, set_seed
 from .checkpoint import list_checkpoints, mirror_run, restore_checkpoint
+from .cycle_training import check_cycle_panel, load_domains, train_cycle, train_cyclegan
+from .cyclegan import CycleGAN, define_cyclegan_discriminator, define_cyclegan_generator
 from .data import (
     CIFAR10_CLASSES,
     SHAPES_CLASSES,

@@ -1,4 +1,4 @@
-"""Command line: `python -m gan_lib train ...`, `python -m gan_lib toy ...` and `python -m gan_lib generate ...`.
+"""Command line: `python -m gan_lib train ...`, `toy ...`, `generate ...`, `evaluate ...` and `cyclegan ...`.
 
 Parses flags and calls the library; errors become one line on stderr.
 """
@@ -78,6 +78,29 @@ def build_parser():
     e.add_argument("--dataset", metavar="NAME_OR_PATH", help="the real images (default: the run's panel.json)")
     e.add_argument("--weights", metavar="PATH", help="Inception-v3 weights file to use instead of downloading")
     e.add_argument("--seed", type=int, default=0, help="random seed for the images drawn (default 0)")
+    c = sub.add_parser("cyclegan", help="learn to translate between two image domains without pairs (CycleGAN)",
+                       description="Train Zhu et al.'s CycleGAN: G: A -> B and F: B -> A, with least-squares "
+                       "adversarial, cycle-consistency and identity losses. Writes, like train, panel.json, history.csv/"
+                       ".png and checkpoints/, plus cycle_eNNN.png (rows A, G(A), F(G(A)), B, F(B), G(F(B))), "
+                       "generator_ab.keras, generator_ba.keras and metrics.json (cycle errors; translation scores on "
+                       "the shapes task).")
+    c.add_argument("domains", nargs="*", metavar="DIR_A DIR_B", help="folders of images of the two domains (any sizes "
+                   "and modes; cropped to their centred squares and resized to image_size, default 64: --set "
+                   "image_size=32 for a quick CPU run); an .npz or a named dataset works too")
+    c.add_argument("--task", metavar="shapes", help="the offline task instead of two folders: warm-coloured shapes "
+                   "(A) <-> cool-coloured ones (B), drawn by gan_lib (default 2,000 of each, 3 epochs)")
+    c.add_argument("--epochs", type=int, metavar="N", help="epochs to train (panel n_epochs; an epoch is as many "
+                   "batches as the larger domain holds)")
+    c.add_argument("--batch", type=int, metavar="N", help="images of each domain per step (panel n_batch, default 8)")
+    c.add_argument("--limit", type=int, metavar="N", help="keep only the first N images of each domain")
+    c.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/cyclegan-NAME-DATE-TIME)")
+    c.add_argument("--seed", type=int, metavar="N", help=f"random seed (default {DEFAULTS['seed']})")
+    c.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint, with its panel")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a panel key: cycle_weight (lambda, default 10), identity_weight (default 5), pool_size "
+                   "(default 50; 0 = none), res_blocks (default 3), width (default 32), d_lr, g_lr, beta_1, "
+                   "image_size, resize, channels, grid, checkpoint_every, ...")
+    c.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
     g = sub.add_parser("generate", help="draw an n x n grid of new images with a trained generator")
     g.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder (uses its generator.keras) or a .keras file")
     g.add_argument("--n", type=int, default=10, help="grid side: n x n images (default 10)")
@@ -112,6 +135,10 @@ def panel_from_args(args):
 
 def cmd_train(args):
     panel = panel_from_args(args)
+    if panel["arch"] == "cyclegan":
+        from .models import CYCLEGAN_ELSEWHERE
+
+        raise ValueError(CYCLEGAN_ELSEWHERE)
     if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise ValueError("--resume continues a run in its own folder; leave out --out")
     from . import backend
@@ -152,6 +179,48 @@ def cmd_train(args):
     training.train(g_model, d_model, gan_model, x, panel=panel, run_dir=run_dir, verbose=0 if args.quiet else 1)
     if backend.is_chief():
         print(f"done: {run_dir} (generator.keras, generated_plot_e*.png, history.csv)")
+
+
+def cmd_cyclegan(args):
+    from .cycle_training import TASKS, check_cycle_panel, load_cycle_panel, parse_cycle_setting, train_cyclegan
+
+    if args.resume:
+        if args.domains or args.task:
+            raise ValueError("--resume continues a run with its own domains; leave out DIR_A DIR_B and --task")
+        if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+            raise ValueError("--resume continues a run in its own folder; leave out --out")
+        if not os.path.exists(os.path.join(args.resume, "panel.json")):
+            raise ValueError(f"{args.resume!r} is not a gan_lib run folder (no panel.json)")
+        panel = {**load_cycle_panel(args.resume), "load_weights": True, "epochs": 0}
+    elif args.task:
+        if args.domains:
+            raise ValueError(f"give either two folders or --task {args.task}, not both")
+        if args.task not in TASKS:
+            raise ValueError(f"unknown task {args.task!r}; choose {', '.join(TASKS)}")
+        panel = dict(TASKS[args.task])
+    elif len(args.domains) == 2:
+        panel = {"dataset": args.domains[0], "dataset_b": args.domains[1]}
+    else:
+        raise ValueError(f"give two folders of images, DIR_A DIR_B (got {len(args.domains)}), or --task shapes, "
+                         "or --resume RUN_DIR")
+    flags = {"n_epochs": args.epochs, "n_batch": args.batch, "limit": args.limit, "seed": args.seed}
+    panel.update({k: v for k, v in flags.items() if v is not None})
+    for text in args.set:
+        key, value = parse_cycle_setting(text)
+        panel[key] = value
+    panel = check_cycle_panel(panel)
+    run_dir = args.resume or args.out
+    if run_dir is None:
+        from .runs import new_run_dir
+
+        names = [os.path.basename(os.path.normpath(panel[k])) for k in ("dataset", "dataset_b")]
+        run_dir = new_run_dir(None, "cyclegan-" + "".join(c if c.isalnum() else "_" for c in "-".join(names)))
+    elif not args.resume and os.path.exists(run_dir) and (not os.path.isdir(run_dir) or os.listdir(run_dir)):
+        raise ValueError(f"--out {run_dir!r} exists and is not an empty folder; choose a new folder, "
+                         "or --resume it if it is a run")
+    args.run_dir = run_dir  # for the message after Ctrl-C
+    train_cyclegan(panel, run_dir, verbose=0 if args.quiet else 1)
+    print(f"done: {run_dir} (generator_ab.keras, generator_ba.keras, cycle_e*.png, metrics.json, history.csv)")
 
 
 def cmd_toy(args):
@@ -332,7 +401,8 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():  # restores the warning machinery for an in-process caller
             warnings.showwarning = one_line_warning
-            {"train": cmd_train, "toy": cmd_toy, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
+            {"train": cmd_train, "toy": cmd_toy, "generate": cmd_generate, "evaluate": cmd_evaluate,
+             "cyclegan": cmd_cyclegan}[args.command](args)
     except (ValueError, OSError, TrainingDiverged) as e:  # DownloadError is an OSError
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -348,7 +418,7 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         run_dir = getattr(args, "run_dir", None)
-        where = f"; continue with: python -m gan_lib train --resume {run_dir}" if run_dir else ""
+        where = f"; continue with: python -m gan_lib {args.command} --resume {run_dir}" if run_dir else ""
         print(f"interrupted{where}", file=sys.stderr)
         return 130
     return 0

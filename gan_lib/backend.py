@@ -123,27 +123,53 @@ def compile_step(fn):
     return tf.function(fn)
 
 
-def value_and_gradients(loss_fn, variables, scale=None):
+def value_and_gradients(loss_fn, variables, scale=None, aux=False):
     """(loss_fn(), d scale(loss) / d variables): TensorFlow's GradientTape, or torch's autograd.
 
     scale: the optimizer's scale_loss (mixed_float16 multiplies the loss so small float16
     gradients do not underflow; its LossScaleOptimizer divides them back). The loss returned is unscaled.
+    aux=True: loss_fn returns (loss, extra), any structure of tensors wanted besides the loss (not
+    differentiated), and the result is (loss, extra, gradients). On JAX this works inside a
+    compile_stateful step only (backend_jax.value_and_gradients).
     """
     import keras
 
     scale = scale or (lambda loss: loss)
-    if keras.backend.backend() == "torch":
+    both = loss_fn if aux else (lambda: (loss_fn(), ()))
+    name = keras.backend.backend()
+    if name == "jax":
+        from .backend_jax import value_and_gradients as jax_value_and_gradients
+
+        loss, extra, grads = jax_value_and_gradients(both, variables, scale)
+    elif name == "torch":
         import torch
 
         with torch.enable_grad():  # the step runs under no_grad; only the loss is differentiated
-            loss = loss_fn()
-            return loss.detach(), list(torch.autograd.grad(scale(loss), [v.value for v in variables]))
-    import tensorflow as tf
+            loss, extra = both()
+            grads = list(torch.autograd.grad(scale(loss), [v.value for v in variables]))
+        loss, extra = loss.detach(), keras.tree.map_structure(lambda t: t.detach(), extra)
+    else:
+        import tensorflow as tf
 
-    with tf.GradientTape() as tape:
-        loss = loss_fn()
-        scaled = scale(loss)
-    return loss, tape.gradient(scaled, variables)
+        with tf.GradientTape() as tape:
+            loss, extra = both()
+            scaled = scale(loss)
+        grads = tape.gradient(scaled, variables)
+    return (loss, extra, grads) if aux else (loss, grads)
+
+
+def compile_stateful(fn, variables):
+    """fn, a step that reads and updates Keras variables (models, optimizers, seeds) in place, compiled:
+    compile_step's tf.function on TensorFlow, eager on torch; on JAX a jax.jit of the same code run
+    statelessly over `variables`, which must list every variable fn reads or changes (backend_jax.StatefulJit).
+    """
+    import keras
+
+    if keras.backend.backend() == "jax":
+        from .backend_jax import StatefulJit
+
+        return StatefulJit(fn, variables)
+    return compile_step(fn)
 
 
 def no_grad():

@@ -127,3 +127,57 @@ def batch_sharding(model):
         return None
     mesh = sharding.mesh
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
+
+
+# ---------------------------------------------------------------- eager-style steps, run statelessly (cyclegan)
+
+
+class StatefulJit:
+    """fn(*args), written like a TensorFlow or torch step (model calls, optimizer.apply, variable.assign,
+    keras.random with a SeedGenerator), run as one jax.jit over the values of `variables`.
+
+    Inside, a keras.StatelessScope maps each variable to its traced value and collects what fn
+    assigns; after each call the new values are written back into the variables, so they are always
+    current (no sync needed). `variables` must hold every variable fn reads or changes: one left out
+    would be baked into the compiled function as a constant.
+    """
+
+    def __init__(self, fn, variables):
+        self.fn, self.variables = fn, list(variables)
+        self.jitted = jax.jit(self._pure)
+
+    def _pure(self, values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(self.variables, values))) as scope:
+            out = self.fn(*args)
+        return [scope.get_current_value(v) for v in self.variables], out
+
+    def __call__(self, *args):
+        values, out = self.jitted([v.value for v in self.variables], *args)
+        for v, value in zip(self.variables, values):
+            v.assign(value)
+        return out
+
+
+def value_and_gradients(loss_fn, variables, scale):
+    """backend.value_and_gradients inside a StatefulJit step: (loss, extra, gradients) of loss_fn() -> (loss, extra).
+
+    jax.value_and_grad differentiates a function of the variables' values: it runs loss_fn in a
+    scope that maps `variables` to those values and every other variable to its current value in the
+    step's scope. Updates loss_fn makes to variables (BatchNorm statistics, seeds) are dropped: a loss
+    must not change state here (cyclegan's models have none to change).
+    """
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+    outer = get_stateless_scope()
+    if outer is None:
+        raise RuntimeError("on JAX, value_and_gradients runs inside a step made by backend.compile_stateful")
+
+    def pure(values):
+        with keras.StatelessScope() as inner:
+            inner.state_mapping = dict(outer.state_mapping)
+            inner.state_mapping.update({id(v): value for v, value in zip(variables, values)})
+            loss, extra = loss_fn()
+        return scale(loss), (loss, extra)
+
+    (_, (loss, extra)), grads = jax.value_and_grad(pure, has_aux=True)([v.value for v in variables])
+    return loss, extra, grads

@@ -37,6 +37,14 @@ def training_variables(g_model, d_model, gan_model, extra=()):
     )
 
 
+def state_variables(models, extra=()):
+    """training_variables for models given as (g_model, d_model, gan_model), or for an object that lists its
+    own (a cyclegan.CycleGAN: four models, two optimizers) with a training_variables() method."""
+    if hasattr(models, "training_variables"):
+        return list(models.training_variables()) + list(extra)
+    return training_variables(*models, extra=extra)
+
+
 def checkpoint_name(epoch, batch):
     return f"ckpt-{epoch:04d}-{batch:05d}.npz"
 
@@ -49,9 +57,10 @@ def list_checkpoints(run_dir):
 def save_checkpoint(run_dir, models, meta, fixed_z, history, keep=2, extra=()):
     """Write the state atomically, then drop all but the newest `keep`. Returns the path.
 
+    models: (g_model, d_model, gan_model), or an object with training_variables() (state_variables).
     meta: JSON-able dict with at least 'epoch' and 'batch'; history: float array (steps, columns).
     """
-    variables = training_variables(*models, extra=extra)
+    variables = state_variables(models, extra)
     arrays = {f"v{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
     for name, a in arrays.items():
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
@@ -110,7 +119,7 @@ def restore_checkpoint(run_dir, models, verbose=True, extra=()):
         raise ValueError(f"no readable checkpoint in {run_dir!r}: " + "; ".join(errors))
     for bad in paths[len(paths) - len(errors):]:  # set aside, kept for inspection: pruning must never keep
         os.replace(bad, bad + ".unreadable")      # them in place of good checkpoints
-    variables = training_variables(*models, extra=extra)
+    variables = state_variables(models, extra)
     shapes = [tuple(v.shape) for v in variables]
     saved = [tuple(s) for s in meta["shapes"]]
     if not extra and meta.get("extra"):  # a fused run's step state, not asked for: restore the models and optimizers

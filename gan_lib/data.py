@@ -29,7 +29,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 CATS_DOGS = {"cats_vs_dogs": "train", "cats_vs_dogs/cats": "train/cats", "cats_vs_dogs/dogs": "train/dogs"}
 NAMED = ("cifar10", "mnist", "fashion_mnist", "shapes", *CATS_DOGS)
 FOLDER_SIZE = 32  # the side folders of photos are brought to when image_size is 0: the tutorial's models take 32 x 32
-ARCH_SIZE = {"tutorial": FOLDER_SIZE, "dcgan": 64}  # ...and for each panel 'arch' (the seeds' DCGANs draw 64 x 64)
+# ...and for each panel 'arch' (the seeds' DCGANs draw 64 x 64; CycleGAN's photos too)
+ARCH_SIZE = {"tutorial": FOLDER_SIZE, "dcgan": 64, "cyclegan": 64}
 CACHE_MIN_FILES = 1000  # folders with at least this many images keep their decoded array in the Keras cache
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")  # Pillow modes stored as greyscale
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

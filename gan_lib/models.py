@@ -179,6 +179,11 @@ def objective_of(gan_model):
     return "saturating" if gan_model.loss is saturating_loss else "non_saturating"
 
 
+# arch 'cyclegan' has four models and two datasets: it has its own entry points
+CYCLEGAN_ELSEWHERE = ("arch 'cyclegan' translates between two image domains with four models: train it with "
+                      "`python -m gan_lib cyclegan DIR_A DIR_B` (or `--task shapes`), or gan_lib.train_cyclegan in Python")
+
+
 def build_models(panel, in_shape):
     """(g_model, d_model, gan_model) of the panel's arch for images in_shape (H, W, C), compiled.
 
@@ -191,6 +196,8 @@ def build_models(panel, in_shape):
     """
     panel = check_panel(panel)
     in_shape = tuple(in_shape)
+    if panel["arch"] == "cyclegan":
+        raise ValueError(CYCLEGAN_ELSEWHERE)
     if panel["arch"] == "dcgan":
         from .dcgan import define_dcgan_discriminator, define_dcgan_generator  # dcgan.py imports this module
 

@@ -28,7 +28,9 @@ DEFAULTS = {
     "deterministic": True,  # command line: ask the backend for deterministic kernels (in Python: set_seed's argument)
     # the models (command line: --arch; gan_lib.build_models reads these)
     "arch": "tutorial",  # tutorial (the CIFAR-10 tutorial's models) | dcgan (Radford et al.'s, with BatchNorm; gan_lib/dcgan.py)
-    "width": 64,  # dcgan only: filters of D's first layer (doubling per layer) and of G's last hidden one
+    # | cyclegan (two domains; python -m gan_lib cyclegan, gan_lib/cycle_training.py)
+    "width": 64,  # dcgan: filters of D's first layer (doubling per layer) and of G's last hidden one
+    # cyclegan: filters of the first layers of G, F, D_A and D_B (default 32)
     # speed
     "fast": False,  # one compiled step per batch, data on the device; False = the tutorial's loop
     "precision": "float32",  # float32 | mixed_bfloat16 | mixed_float16 (GPU only): compute in 16 bits, weights stay float32
@@ -68,6 +70,10 @@ OBJECTIVES = ("non_saturating", "saturating")
 ARCH_DEFAULTS = {
     "tutorial": {},
     "dcgan": {"label_smoothing": 0.1, "d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5},
+    # cyclegan: Zhu et al.'s translation between two image domains (gan_lib/cyclegan.py; `python -m gan_lib cyclegan`,
+    # not `train`): Adam 0.0002, beta_1 0.5 (the paper's); width 32 (the paper's 64, scaled down for 32 x 32 and
+    # 64 x 64 images); 8 images of each domain per step (the paper's batch is 1; instance norm does not mind).
+    "cyclegan": {"d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5, "width": 32, "n_batch": 8},
 }
 ARCHS = tuple(ARCH_DEFAULTS)
 

@@ -155,3 +155,52 @@ def save_figure(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
+
+
+def save_cycle_grid(rows, path):
+    """A CycleGAN's picture: rows of images in [-1, 1], (n, H, W, C) each, e.g. A, G(A), F(G(A)), B, F(B), G(F(B)),
+    one under another, each pixel drawn 2x2; greyscale rows are shown as RGB beside colour ones. Returns the path."""
+    from PIL import Image
+
+    channels = max(np.shape(r)[-1] for r in rows)
+    strips = []
+    for r in rows:
+        r = np.asarray(r)
+        r = np.repeat(r, channels, axis=-1) if r.shape[-1] != channels else r
+        strips.append(np.concatenate(list(np.clip((r + 1) * 127.5, 0, 255).round().astype(np.uint8)), axis=1))  # (H, n*W, C)
+    grid = np.concatenate(strips, axis=0)  # (len(rows) * H, n * W, C)
+    im = Image.fromarray(grid[..., 0] if channels == 1 else grid)
+    im = im.resize((im.width * 2, im.height * 2), Image.NEAREST)
+    with atomic_path(path) as tmp:
+        im.save(tmp)
+    return path
+
+
+def plot_cycle_history(history, path=None):
+    """A CycleGAN run's curves: the losses per batch (top: D_A, D_B, G's adversarial, cycle, identity) and the
+    cycle errors and translation scores measured at each epoch end (bottom). Saves a PNG when path is given."""
+    steps = np.arange(1, len(history) + 1)
+    col = {k: np.array([np.nan if row[k] is None else row[k] for row in history], dtype=float) for k in history[0]}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for key, label in (("d_a_loss", "D_A"), ("d_b_loss", "D_B"), ("g_adv", "G and F, adversarial"),
+                       ("cycle_loss", "cycle (L1)"), ("identity_loss", "identity (L1)")):
+        top.plot(steps, col[key], label=label, lw=1)
+    top.set_ylabel("loss")
+    top.legend(loc="upper right")
+    ends = np.isfinite(col["cycle_error_a"])
+    for key, label in (("cycle_error_a", "cycle error A->B->A"), ("cycle_error_b", "cycle error B->A->B")):
+        bottom.plot(steps[ends], col[key][ends], "o-", label=label)
+    bottom.set_ylabel("mean |error|")
+    if np.isfinite(col["translation_ab"]).any():
+        right = bottom.twinx()
+        for key, label, colour in (("translation_ab", "translated A->B", "C2"), ("translation_ba", "translated B->A", "C3")):
+            right.plot(steps[ends], col[key][ends], "s--", color=colour, label=label)  # colours apart from the left's
+        right.set_ylim(0, 1.05)
+        right.set_ylabel("share classified as the target")
+        right.legend(loc="lower left")
+    bottom.legend(loc="upper right")
+    bottom.set_xlabel("batch")
+    fig.tight_layout()
+    if path:
+        save_figure(fig, path)
+    return fig

@@ -22,15 +22,16 @@ def in_notebook():
 class Progress:
     """Per-batch progress of one epoch: call `update(done, d1, d2, g)` after each batch."""
 
-    def __init__(self, epoch, n_epochs, total, done=0, verbose=1):
+    def __init__(self, epoch, n_epochs, total, done=0, verbose=1, names=("d1", "d2", "g")):
         self.epoch, self.n_epochs, self.total, self.verbose = epoch, n_epochs, total, verbose
+        self.names = names  # what the three values are called on screen (CycleGAN: d_a, d_b, g)
         self.start = time.time()
         self.first_done = done  # batches done before this call (a resumed epoch)
         self.last_shown = 0.0
         self.mode = None if not verbose else (
             "notebook" if in_notebook() else "terminal" if getattr(sys.stdout, "isatty", lambda: False)() else "log")
         if self.mode == "terminal":
-            self.bar = keras.utils.Progbar(total, stateful_metrics=["d1", "d2", "g"])
+            self.bar = keras.utils.Progbar(total, stateful_metrics=list(names))
             self.bar.update(done)
         elif self.mode == "notebook":
             from IPython.display import Pretty, display
@@ -46,12 +47,12 @@ class Progress:
         if steps:
             line += f"  {spent:.0f} s, {spent / steps:.2f} s/batch"
         if d1 is not None:
-            line += f"  d1={d1:.3f} d2={d2:.3f} g={g:.3f}"
+            line += "  " + " ".join(f"{name}={value:.3f}" for name, value in zip(self.names, (d1, d2, g)))
         return line
 
     def update(self, done, d1, d2, g):
         if self.mode == "terminal":
-            self.bar.update(done, [("d1", d1), ("d2", d2), ("g", g)])
+            self.bar.update(done, list(zip(self.names, (d1, d2, g))))
         elif self.mode == "notebook":
             if time.time() - self.last_shown >= 0.5 or done == self.total:  # at most two redraws a second
                 from IPython.display import Pretty

@@ -72,10 +72,10 @@ def load_panel(run_dir):
         raise ValueError(f"{path}: {e}") from None
 
 
-def write_history(run_dir, history):
-    """history.csv: one row per batch, the columns of HISTORY_COLUMNS."""
+def write_history(run_dir, history, columns=HISTORY_COLUMNS):
+    """history.csv: one row per batch, the columns of HISTORY_COLUMNS (a CycleGAN run: cycle_training.COLUMNS)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, HISTORY_COLUMNS)
+    writer = csv.DictWriter(buf, columns)
     writer.writeheader()
     writer.writerows(history)
     write_text(os.path.join(run_dir, "history.csv"), buf.getvalue())

@@ -381,16 +381,16 @@ def checkpoint(run, epoch, batch):
 
 
 @contextlib.contextmanager
-def _writing(run_dir):
+def _writing(run_dir, command="train"):
     """Turn a failed write (a full disk, a folder gone) into one OSError that names the run and the way back."""
     try:
         yield
     except OSError as e:
         fix = "free some space" if e.errno == errno.ENOSPC else "check that the folder exists and can be written"
         if list_checkpoints(run_dir):
-            then = f"its last checkpoint is intact: {fix}, then resume with: python -m gan_lib train --resume {run_dir}"
+            then = f"its last checkpoint is intact: {fix}, then resume with: python -m gan_lib {command} --resume {run_dir}"
         else:
-            then = f"it has no checkpoint yet: {fix}, then start it again with: python -m gan_lib train --resume {run_dir}"
+            then = f"it has no checkpoint yet: {fix}, then start it again with: python -m gan_lib {command} --resume {run_dir}"
         raise OSError(f"could not write to {run_dir} ({e.strerror or e}); {then}") from None
 
 

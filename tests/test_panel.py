@@ -40,7 +40,7 @@ def test_overrides_win_and_ints_pass_as_floats():
         ({"image_size": -8}, r"'image_size' must be at least 0"),
         ({"resize": "pad"}, r"'resize' must be one of crop, stretch"),
         ({"channels": 4}, r"'channels' must be 0 .*, 1 \(greyscale\) or 3 \(RGB\)"),
-        ({"arch": "gan"}, r"'arch' must be one of tutorial, dcgan, got 'gan'"),
+        ({"arch": "gan"}, r"'arch' must be one of tutorial, dcgan, .*got 'gan'"),
         ({"width": 0}, r"'width' must be at least 1"),
         ({"width": 8.0}, r"'width' must be int, got float"),
     ],

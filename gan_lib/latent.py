@@ -84,3 +84,22 @@ def blend_grid(corners, n=5):
     points = np.where(norms > 1e-12, points * target / np.maximum(norms, 1e-12), points)
     points[[0, n - 1, -n, -1]] = c  # the parents exactly, whatever the rounding
     return points.astype(np.float32)
+
+
+def truncated_latent_points(latent_dim, n_samples, threshold, rng=None):
+    """The truncation trick (BigGAN, Brock et al. 2019): standard normal points whose every coordinate lies
+    within [-threshold, threshold], each one outside drawn again until it does. float32 (n_samples, latent_dim).
+
+    A lower threshold keeps G near the centre of its latent space, where it was trained most: samples
+    get more typical and less varied. threshold=inf is generate_latent_points' plain normal.
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold >= 0.01:
+        raise ValueError(f"threshold must be a number of at least 0.01 (inf: no truncation; 0.5 to 2 are usual), "
+                         f"got {threshold!r}")
+    rng = rng or np.random.default_rng()
+    z = rng.standard_normal((n_samples, latent_dim), dtype=np.float32)
+    outside = np.abs(z) > threshold
+    while outside.any():  # redraw only what fell outside: each redraw keeps about P(|N| <= threshold) of them
+        z[outside] = rng.standard_normal(int(outside.sum()), dtype=np.float32)
+        outside = np.abs(z) > threshold
+    return z

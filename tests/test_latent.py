@@ -111,3 +111,23 @@ def test_blend_grid_rows_walk_between_the_parents_and_keep_norms():
 def test_blend_grid_rejects_bad_input(corners, n, match):
     with pytest.raises(ValueError, match=match):
         blend_grid(corners, n)
+
+
+def test_truncated_points_stay_within_the_threshold_and_are_normal_inside_it():
+    from gan_lib.latent import truncated_latent_points
+
+    z = truncated_latent_points(100, 2000, 1.0, np.random.default_rng(0))
+    assert z.shape == (2000, 100) and z.dtype == np.float32
+    assert np.abs(z).max() <= 1.0
+    # a normal cut at 1 has standard deviation 0.54; a uniform on [-1, 1] would have 0.58, a clip would pile up at 1
+    assert abs(z.std() - 0.538) < 0.01 and (np.abs(z) > 0.999).mean() < 0.001
+    plain = truncated_latent_points(100, 2000, float("inf"), np.random.default_rng(0))
+    assert abs(plain.std() - 1.0) < 0.01 and np.abs(plain).max() > 3
+
+
+@pytest.mark.parametrize("threshold", [0, -1, 0.001, "1", True, float("nan")])
+def test_truncation_refuses_thresholds_it_cannot_use(threshold):
+    from gan_lib.latent import truncated_latent_points
+
+    with pytest.raises(ValueError, match="threshold must be a number of at least 0.01"):
+        truncated_latent_points(10, 5, threshold)

@@ -12,6 +12,7 @@ import jax
 import keras
 import numpy as np
 
+from .data import images_of
 from .fused import bce, generator_loss
 
 
@@ -59,21 +60,30 @@ class JaxStep:
         g, d = f.g_model, f.d_model
         g_tv, g_ntv, d_tv, d_ntv, d_opt, g_opt, (key,) = state
         key, k_idx, k_fake, k_gen, k_real_flip, k_fake_flip = jax.random.split(key, 6)
+        classes = [None, None]  # a conditional GAN's classes for G's images: the fakes for D, G's step
+        if f.n_classes:
+            key, *k_classes = jax.random.split(key, 3)
+            classes = [jax.random.randint(k, (n,), 0, f.n_classes, dtype="int32")
+                       for k, n in zip(k_classes, (f.n_batch // 2, f.n_batch))]
         half = f.n_batch // 2
         if f.batches is None:  # source: the dataset on the device, or this step's streamed half batch
-            x_real = source[jax.random.randint(k_idx, (half,), 0, source.shape[0])]
+            idx = jax.random.randint(k_idx, (half,), 0, images_of(source).shape[0])
+            x_real = jax.tree.map(lambda a: a[idx], source)  # images, or [images, labels]
         else:
             x_real = source
         # G as it trains (BatchNorm on batch statistics, its moving statistics updated), as in fused.FusedStep
-        x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, jax.random.normal(k_fake, (half, f.latent_dim)), training=True)
-        scores, _ = d.stateless_call(d_tv, d_ntv, keras.ops.concatenate([x_real, x_fake]), training=False)
+        z_fake = f.latent(jax.random.normal(k_fake, (half, f.latent_dim)), classes[0])
+        x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, z_fake, training=True)
+        x_fake = f.judged(x_fake, z_fake)
+        both = jax.tree.map(lambda a, b: keras.ops.concatenate([a, b]), x_real, x_fake)
+        scores, _ = d.stateless_call(d_tv, d_ntv, both, training=False)
         scores = scores.reshape(-1)
         y_real = f.labels(1.0, half, jax.random.uniform(k_real_flip, (half, 1)))
         y_fake = f.labels(0.0, half, jax.random.uniform(k_fake_flip, (half, 1)))
-        z = jax.random.normal(k_gen, (f.n_batch, f.latent_dim))
+        z = f.latent(jax.random.normal(k_gen, (f.n_batch, f.latent_dim)), classes[1])
         if self.batch is not None:  # data parallel: XLA splits the work by these and adds up the gradients
-            x_real, x_fake, y_real, y_fake, z = (jax.lax.with_sharding_constraint(a, self.batch)
-                                                 for a in (x_real, x_fake, y_real, y_fake, z))
+            x_real, x_fake, y_real, y_fake, z = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, self.batch),
+                                                             (x_real, x_fake, y_real, y_fake, z))
 
         def d_loss(d_tv, d_ntv, d_opt, x, y):
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)
@@ -82,7 +92,7 @@ class JaxStep:
 
         def g_loss(g_tv, g_ntv, d_ntv, g_opt, z):
             x, g_ntv = g.stateless_call(g_tv, g_ntv, z, training=True)
-            p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)  # D's weights: inputs, not differentiated
+            p, d_ntv = d.stateless_call(d_tv, d_ntv, f.judged(x, z), training=True)  # D's weights: not differentiated
             loss = generator_loss(p, f.objective)
             return scaled(f.gan_model.optimizer, g_opt, loss), (loss, g_ntv, d_ntv)
 

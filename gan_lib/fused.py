@@ -14,6 +14,8 @@ device stays on the host instead: Batches below feeds it, one step ahead):
 
 Two D updates, then one G update, with binary cross-entropy and each model's own
 compiled optimizer: the tutorial's semantics, without the host round trips.
+A conditional GAN (cgan.py; dataset [images, labels]) does the same with the class beside
+every image: the real images' own, drawn uniformly on the device for G's images.
 Losses stay on the device until the caller reads them (FusedStep.read).
 """
 
@@ -23,6 +25,7 @@ import keras
 import numpy as np
 
 from . import backend
+from .data import images_of, n_classes_of
 
 # what one step returns, in this order: the history's per-batch values
 VALUES = ("d_loss_real", "d_loss_fake", "g_loss", "d_x", "d_g_z", "acc_real", "acc_fake")
@@ -55,8 +58,10 @@ class FusedStep:
 
     def __init__(self, g_model, d_model, gan_model, dataset, panel):
         self.g_model, self.d_model, self.gan_model = g_model, d_model, gan_model
-        if backend.fits_on_device(dataset.nbytes):
-            self.data, self.batches = keras.ops.convert_to_tensor(dataset), None  # (N, H, W, C), on the device once
+        self.n_classes = n_classes_of(g_model)  # 0, or a conditional GAN's classes: dataset is [images, labels]
+        if backend.fits_on_device(sum(np.asarray(a).nbytes for a in keras.tree.flatten(dataset))):
+            # (N, H, W, C), or [images, labels (N,)], on the device once
+            self.data, self.batches = keras.tree.map_structure(keras.ops.convert_to_tensor, dataset), None
         else:  # too big: real half batches come from the host, each made while the step before it runs
             self.data, self.batches = None, Batches(dataset, panel["n_batch"] // 2, panel["seed"])
         self.seed_value = panel["seed"]
@@ -111,19 +116,34 @@ class FusedStep:
             model.optimizer.apply(grads, variables)
         return loss
 
+    def latent(self, z, classes):
+        """G's input: the latent points z (n, latent_dim), or for a conditional GAN [z, classes]."""
+        return [z, classes] if self.n_classes else z
+
+    def judged(self, x, z):
+        """D's input for G's images x made from latent input z: x, or for a conditional GAN [x, z's classes]."""
+        return [x, z[1]] if self.n_classes else x
+
+    def _classes(self, n):
+        """n classes drawn uniformly for G's images (a conditional GAN), else None (nothing drawn)."""
+        return keras.random.randint((n,), 0, self.n_classes, seed=self.seed, dtype="int32") if self.n_classes else None
+
     def _step(self, source):
-        """source: the whole dataset on the device, or this step's real half batch (streamed from the host)."""
+        """source: the whole dataset on the device, or this step's real half batch (streamed from the host);
+        a conditional GAN's: [images, labels]."""
         half = self.n_batch // 2
         g, d = self.g_model, self.d_model
         if self.batches is None:
-            idx = keras.random.randint((half,), 0, keras.ops.shape(source)[0], seed=self.seed)
-            x_real = keras.ops.take(source, idx, axis=0)
+            idx = keras.random.randint((half,), 0, keras.ops.shape(images_of(source))[0], seed=self.seed)
+            x_real = keras.tree.map_structure(lambda a: keras.ops.take(a, idx, axis=0), source)
         else:
             x_real = source
-        x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=True)  # as G trains (dcgan.py)
-        scores = keras.ops.reshape(d(keras.ops.concatenate([x_real, x_fake]), training=False), (-1,))
+        z_fake = self.latent(keras.random.normal((half, self.latent_dim), seed=self.seed), self._classes(half))
+        x_fake = self.judged(g(z_fake, training=True), z_fake)  # G as it trains (dcgan.py)
+        both = keras.tree.map_structure(lambda a, b: keras.ops.concatenate([a, b]), x_real, x_fake)
+        scores = keras.ops.reshape(d(both, training=False), (-1,))
         y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
-        z = keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed)
+        z = self.latent(keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed), self._classes(self.n_batch))
         # the updates: once per device on its share of each batch (on one device, all of it)
         d1, d2, g_loss = keras.ops.unstack(backend.on_replicas(self.strategy, self._updates, (x_real, x_fake, y_real, y_fake, z)))
         return self.values(d1, d2, g_loss, scores[:half], scores[half:])
@@ -135,7 +155,7 @@ class FusedStep:
         d1 = self._learn(d, d_vars, lambda: bce(y_real, d(x_real, training=True)) / n)
         d2 = self._learn(d, d_vars, lambda: bce(y_fake, d(x_fake, training=True)) / n)
         g_loss = self._learn(self.gan_model, g.trainable_variables,
-                             lambda: generator_loss(d(g(z, training=True), training=True), self.objective) / n)
+                             lambda: generator_loss(d(self.judged(g(z, training=True), z), training=True), self.objective) / n)
         return keras.ops.stack([d1, d2, g_loss])
 
     def __call__(self, step=0):
@@ -176,9 +196,9 @@ class Batches:
         self.ahead = None  # (k, future of step k's batch)
 
     def make(self, k):
-        """Step k's half batch, (half, H, W, C), copied to the device."""
-        idx = np.random.default_rng([self.seed, k]).integers(0, len(self.dataset), self.half)
-        return keras.ops.convert_to_tensor(self.dataset[idx])
+        """Step k's half batch, (half, H, W, C) (a conditional GAN's: [images, labels (half,)]), copied to the device."""
+        idx = np.random.default_rng([self.seed, k]).integers(0, len(images_of(self.dataset)), self.half)
+        return keras.tree.map_structure(lambda a: keras.ops.convert_to_tensor(a[idx]), self.dataset)
 
     def __call__(self, k):
         batch = self.ahead[1].result() if self.ahead and self.ahead[0] == k else self.make(k)

@@ -160,15 +160,41 @@ def saturating_loss(y_true, y_pred):
     return -keras.losses.binary_crossentropy(keras.ops.zeros_like(y_pred), y_pred)
 
 
+class ConditionalGAN(keras.Model):
+    """The conditional GAN's combined model (cgan.py): [z, label] -> D(G(z, label), label), training G only.
+
+    The label goes to both: G draws an image of that class, D judges it as one. The same
+    four properties as CombinedGAN make only G's weights trainable here, while D keeps
+    learning through its own train_on_batch.
+    """
+
+    def __init__(self, g_model, d_model, **kwargs):
+        z = keras.Input(shape=tuple(g_model.inputs[0].shape[1:]), name="latent")  # (latent_dim,)
+        label = keras.Input(shape=(), dtype="int32", name="label")  # (n,) class indices
+        super().__init__([z, label], d_model([g_model([z, label]), label]), **kwargs)
+        self.g_model = g_model
+        self.d_model = d_model
+
+    _g_ids = CombinedGAN._g_ids
+    trainable_variables = CombinedGAN.trainable_variables
+    trainable_weights = CombinedGAN.trainable_weights
+    non_trainable_variables = CombinedGAN.non_trainable_variables
+    non_trainable_weights = CombinedGAN.non_trainable_weights
+
+
 def define_gan(g_model, d_model, lr=0.0002, beta_1=0.5, loss="binary_crossentropy"):
     """Combined model: latent point -> D(G(z)); training it updates G only.
 
     Compiled with binary cross-entropy and Adam: trained with labels 1, that is G's
     non-saturating loss; loss=saturating_loss gives the minimax game's original one
     (panel key g_objective). d_model keeps learning through its own train_on_batch,
-    whichever model is trained first.
+    whichever model is trained first. A conditional G (it takes [z, label]: cgan.py)
+    gets ConditionalGAN, [z, label] -> D(G(z, label), label).
     """
-    model = CombinedGAN(g_model, d_model, name="gan")
+    if len(g_model.inputs) == 2:
+        model = ConditionalGAN(g_model, d_model, name="gan")
+    else:
+        model = CombinedGAN(g_model, d_model, name="gan")
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
     model.compile(loss=loss, optimizer=opt)
     return model
@@ -179,11 +205,12 @@ def objective_of(gan_model):
     return "saturating" if gan_model.loss is saturating_loss else "non_saturating"
 
 
-def build_models(panel, in_shape):
+def build_models(panel, in_shape, n_classes=10):
     """(g_model, d_model, gan_model) of the panel's arch for images in_shape (H, W, C), compiled.
 
     arch 'tutorial': define_discriminator, define_generator (width is not used); arch
-    'dcgan': gan_lib.dcgan's, with the panel's width. Both are compiled with the
+    'dcgan': gan_lib.dcgan's, with the panel's width; arch 'cgan': gan_lib.cgan's conditional
+    models for n_classes classes (the labelled data's: data.n_classes). All are compiled with the
     panel's d_lr, g_lr and beta_1, and joined by define_gan. The command line calls
     this; call it in a notebook to get the same models:
     `g_model, d_model, gan_model = build_models(panel, dataset.shape[1:])`.
@@ -196,6 +223,11 @@ def build_models(panel, in_shape):
 
         d_model = define_dcgan_discriminator(in_shape, panel["width"], lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_dcgan_generator(panel["latent_dim"], in_shape, panel["width"])
+    elif panel["arch"] == "cgan":
+        from .cgan import define_cgan_discriminator, define_cgan_generator  # cgan.py imports this module
+
+        d_model = define_cgan_discriminator(in_shape, n_classes, lr=panel["d_lr"], beta_1=panel["beta_1"])
+        g_model = define_cgan_generator(panel["latent_dim"], n_classes, in_shape)
     else:
         d_model = define_discriminator(in_shape, lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_generator(panel["latent_dim"], out_shape=in_shape)

@@ -14,18 +14,23 @@ with quiet_fd2():
     import keras  # noqa: F401  (imports the backend, TensorFlow by default)
 
 from .backend import describe_device, distribute, has_gpu, set_seed
+from .cgan import define_cgan_discriminator, define_cgan_generator
 from .checkpoint import list_checkpoints, mirror_run, restore_checkpoint
 from .data import (
     CIFAR10_CLASSES,
     SHAPES_CLASSES,
     DownloadError,
     check_images,
+    check_labels,
+    class_grid,
     generate_fake_samples,
     generate_latent_points,
     generate_real_samples,
     load_images,
+    load_labelled_samples,
     load_real_samples,
     make_shapes,
+    n_classes_of,
     scale_images,
 )
 from .dcgan import define_dcgan_discriminator, define_dcgan_generator
@@ -34,6 +39,7 @@ from .evaluate import d_scores, summarize_performance
 from .metrics import feature_stats, fid, fid_from_features, frechet_distance, inception_features, kid, kid_score
 from .models import (
     CombinedGAN,
+    ConditionalGAN,
     apply_panel_optimizers,
     build_models,
     define_discriminator,
@@ -42,7 +48,15 @@ from .models import (
     saturating_loss,
     set_precision,
 )
-from .modes import classifier, classifier_accuracy, memorisation_score, mode_count, nearest_training, plot_nearest
+from .modes import (
+    classifier,
+    classifier_accuracy,
+    conditional_accuracy,
+    memorisation_score,
+    mode_count,
+    nearest_training,
+    plot_nearest,
+)
 from .panel import DEFAULTS, check_panel
 from .plots import image_grid, make_gif, plot_history, save_plot, show_images
 from .runs import HISTORY_COLUMNS, default_outputs, load_panel, new_run_dir, read_history

@@ -34,7 +34,10 @@ def check_classes(n_classes):
 def label_map(n_classes, h, w, name):
     """(label input (n,), its map (n, h, w, 1)): Embedding -> Dense(h * w) -> Reshape, the label as one feature map."""
     label = keras.Input(shape=(), dtype="int32", name="label")
-    x = layers.Embedding(n_classes, EMBEDDING, name=f"{name}_label_embedding")(label)  # (n, 50)
+    # N(0, 1) as PyTorch initializes embeddings: Keras's default, U(-0.05, 0.05), makes a label map about
+    # 50 times fainter than the image or the latent maps beside it, and the models learn to use it late
+    x = layers.Embedding(n_classes, EMBEDDING, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
+                         name=f"{name}_label_embedding")(label)  # (n, 50)
     x = layers.Dense(h * w, name=f"{name}_label_dense")(x)  # (n, h * w): one value per pixel
     return label, layers.Reshape((h, w, 1), name=f"{name}_label_map")(x)  # (n, h, w, 1)
 

@@ -20,6 +20,7 @@ from .data import (
     CIFAR10_CLASSES,
     SHAPES_CLASSES,
     DownloadError,
+    check_dataset,
     check_images,
     check_labels,
     class_grid,

@@ -139,10 +139,13 @@ def cmd_train(args):
     backend.strategy(panel["devices"])  # first: TensorFlow's multi-worker engine must start before anything else
     log = print if not args.quiet and backend.is_chief() else None
     # before any folder is made; folders of photos are brought to data.folder_size(panel)
+    # as stored (uint8, usually): train() scales each batch, so the set takes a quarter of float32's memory
     if panel["arch"] == "cgan":  # [images, labels]: the conditional GAN learns the classes too
-        x = data.load_labelled_samples(panel["dataset"], panel["limit"], **data.panel_load_options(panel), log=log)
+        x, y = data.load_labelled_images(panel["dataset"], panel["limit"], **data.panel_load_options(panel), log=log)
+        x = [data.check_dataset(x, name=str(panel["dataset"])), y]
     else:
-        x = data.load_real_samples(panel["dataset"], panel["limit"], **data.panel_load_options(panel), log=log)
+        x = data.check_dataset(data.load_images(panel["dataset"], panel["limit"], **data.panel_load_options(panel),
+                                                log=log), name=str(panel["dataset"]))
     images = data.images_of(x)
     training.set_seed(panel["seed"], panel["deterministic"])
     import keras

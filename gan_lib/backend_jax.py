@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from .data import images_of
-from .fused import bce, generator_loss
+from .fused import bce, generator_loss, pixels
 
 
 def scaled(optimizer, values, loss):
@@ -71,6 +71,7 @@ class JaxStep:
             x_real = jax.tree.map(lambda a: a[idx], source)  # images, or [images, labels]
         else:
             x_real = source
+        x_real = jax.tree.map(pixels, x_real)  # uint8 data: scaled here, on the device (labels as they are)
         # G as it trains (BatchNorm on batch statistics, its moving statistics updated), as in fused.FusedStep
         z_fake = f.latent(jax.random.normal(k_fake, (half, f.latent_dim)), classes[0])
         x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, z_fake, training=True)

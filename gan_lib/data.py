@@ -327,6 +327,20 @@ def check_images(x, name="dataset", scaled=True, min_count=1):
     return x
 
 
+def check_dataset(x, name="dataset"):
+    """A training set as train() takes it: uint8 (N, H, W, C) in [0, 255], kept as it is and scaled per
+    batch (a quarter of float32's memory: 10,000 faces at 64 x 64 are 123 MB instead of 492 MB), or
+    float (N, H, W, C) in [-1, 1] as float32. Rank 3 becomes rank 4; anything else: check_images' errors."""
+    x = np.asarray(x)
+    return check_images(x, name=name, scaled=x.dtype != np.uint8)
+
+
+def scale_batch(x):
+    """Real images as the models take them: uint8 [0, 255] -> float32 [-1, 1] (x / 127.5 - 1, as scale_images);
+    float images as they are. NumPy arrays here; fused.pixels does the same on the device."""
+    return x.astype(np.float32) / 127.5 - 1.0 if x.dtype == np.uint8 else x
+
+
 def _pad_to_32(x):
     """(N, 28, 28) digits -> (N, 32, 32) with a 2-pixel black border, the size the tutorial's models take."""
     return np.pad(x, ((0, 0), (2, 2), (2, 2)))
@@ -735,8 +749,9 @@ def _write_cache(npy, meta, x, listing, tried, skipped):
 
 
 def generate_real_samples(dataset, n_samples, rng=None):
-    """n_samples random real images (with replacement) and their labels, ones (n, 1).
+    """n_samples random real images (with replacement), float32 in [-1, 1], and their labels, ones (n, 1).
 
+    dataset: float32 in [-1, 1], or uint8 in [0, 255] scaled here, batch by batch (check_dataset).
     A labelled dataset [images, classes] (a conditional GAN's) gives ([images, classes], ones):
     the classes of the images drawn, int32 (n,), go to D with them.
     """
@@ -744,9 +759,9 @@ def generate_real_samples(dataset, n_samples, rng=None):
     if isinstance(dataset, (list, tuple)):
         images, classes = dataset
         ix = rng.integers(0, images.shape[0], n_samples)
-        return [images[ix], np.asarray(classes[ix], np.int32)], np.ones((n_samples, 1), dtype=np.float32)
+        return [scale_batch(images[ix]), np.asarray(classes[ix], np.int32)], np.ones((n_samples, 1), dtype=np.float32)
     ix = rng.integers(0, dataset.shape[0], n_samples)
-    return dataset[ix], np.ones((n_samples, 1), dtype=np.float32)
+    return scale_batch(dataset[ix]), np.ones((n_samples, 1), dtype=np.float32)
 
 
 def generate_latent_points(latent_dim, n_samples, rng=None, n_classes=0):

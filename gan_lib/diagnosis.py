@@ -22,6 +22,8 @@ without progress. Training never stops for a hint.
 
 import numpy as np
 
+from .data import images_of, n_classes_of, scale_batch
+
 EVAL_COLUMNS = ("g_grad_norm", "diversity", "modes", "domain_fd")
 N_EVAL = 256  # images generated per measurement (diversity, modes, domain_fd)
 N_GRAD = 64  # latent points for the gradient norm
@@ -86,20 +88,18 @@ def generator_gradient_norm(g_model, d_model, z, objective="non_saturating"):
 class Monitor:
     """Measures a generator during training (the EVAL_COLUMNS) on fixed points, the same every time.
 
-    dataset: the run's float32 images (N, H, W, C), or [images, labels] for a conditional
-    GAN; panel: the run's panel (seed, latent_dim, dataset name). A conditional G is
-    measured on the same points with the classes in turn (0, 1, ..., K-1, 0, ...), so
-    every class is drawn equally often. The classifier, where the dataset has one, is
-    made on the first measurement (about 10 s the first time, then read from its cache).
+    dataset: the run's images (N, H, W, C), float32 in [-1, 1] or uint8, or [images, labels] for
+    a conditional GAN; panel: the run's panel (seed, latent_dim, dataset name). A conditional G
+    is measured on the same points with the classes in turn (0, 1, ..., K-1, 0, ...), so every
+    class is drawn equally often. The classifier, where the dataset has one, is made on the
+    first measurement (about 10 s the first time, then read from its cache).
     """
 
     def __init__(self, dataset, panel):
-        from .data import images_of
-
         dataset = images_of(dataset)  # the images: the measurements compare G's with them
         rng = np.random.default_rng([panel["seed"], EVAL_SEED])  # never the run's own generator
         self.z = rng.standard_normal((N_EVAL, panel["latent_dim"]), dtype=np.float32)
-        self.real = dataset[np.sort(rng.choice(len(dataset), min(N_EVAL, len(dataset)), replace=False))]
+        self.real = scale_batch(dataset[np.sort(rng.choice(len(dataset), min(N_EVAL, len(dataset)), replace=False))])
         self.spread = mean_distance(self.real)  # the data's own diversity, the unit of `diversity`
         self.dataset, self.objective = panel["dataset"], panel["g_objective"]
         self.model, self.real_stats, self.note = None, None, None  # the classifier, made on first use
@@ -127,7 +127,6 @@ class Monitor:
         import keras
 
         from . import metrics, modes
-        from .data import n_classes_of
 
         k = n_classes_of(g_model)
         z = [self.z, np.arange(N_EVAL, dtype=np.int32) % k] if k else self.z  # cgan: the classes in turn

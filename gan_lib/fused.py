@@ -31,6 +31,21 @@ from .data import images_of, n_classes_of
 VALUES = ("d_loss_real", "d_loss_fake", "g_loss", "d_x", "d_g_z", "acc_real", "acc_fake")
 
 
+PIXELS = np.arange(256, dtype=np.float32) / 127.5 - 1.0  # uint8 value -> float32 pixel in [-1, 1]
+
+
+def pixels(x):
+    """Real images as the models take them, on the device: uint8 [0, 255] -> float32 [-1, 1]; float as it is.
+
+    A uint8 dataset sits on the device (or streams from the host) at a quarter of float32's size.
+    """
+    if keras.backend.standardize_dtype(x.dtype) == "uint8":
+        # a lookup in a 256-entry table made by NumPy: exactly scale_images' values on every backend
+        # (XLA may turn / 127.5 into * (1 / 127.5), one rounding off)
+        return keras.ops.take(PIXELS, keras.ops.cast(x, "int32"))
+    return x
+
+
 def bce(y, p):
     """Binary cross-entropy averaged over the batch: what train_on_batch reports for these models."""
     return keras.ops.mean(keras.losses.binary_crossentropy(y, p))
@@ -138,6 +153,7 @@ class FusedStep:
             x_real = keras.tree.map_structure(lambda a: keras.ops.take(a, idx, axis=0), source)
         else:
             x_real = source
+        x_real = keras.tree.map_structure(pixels, x_real)  # (half, H, W, C) float32 in [-1, 1]; labels as they are
         z_fake = self.latent(keras.random.normal((half, self.latent_dim), seed=self.seed), self._classes(half))
         x_fake = self.judged(g(z_fake, training=True), z_fake)  # G as it trains (dcgan.py)
         both = keras.tree.map_structure(lambda a, b: keras.ops.concatenate([a, b]), x_real, x_fake)

@@ -273,7 +273,7 @@ def test_train_brings_a_folder_of_photos_to_the_panels_size(tmp_path, in_process
     result = in_process("train", "--dataset", str(folder), "--set", "image_size=16", "--set", "resize=stretch",
                         "--batch", "2", "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
-    assert seen["x"].shape == (3, 16, 16, 3) and seen["x"].dtype == np.float32
+    assert seen["x"].shape == (3, 16, 16, 3) and seen["x"].dtype == np.uint8  # scaled per batch by train()
     assert "4 image files, 1 skipped -> uint8 (3, 16, 16, 3) (stretch)" in result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: skipped 1 of 4 files in ") and "3.jpg" in lines[0]

@@ -87,6 +87,24 @@ def test_a_fast_run_writes_the_same_files_and_repeats_exactly(shapes_small, tmp_
     assert gan_lib.load_panel(str(tmp_path / "a"))["fast"] is True
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_uint8_data_stays_uint8_on_the_device_and_trains_as_float32(shapes_small, tmp_path, monkeypatch, streamed):
+    """A quarter of the memory on the device (or in each streamed batch), scaled inside the step: the same run."""
+    monkeypatch.setattr(backend, "fits_on_device", lambda nbytes: not streamed)
+    pixels = gan_lib.make_shapes(64)[0]
+    g, d, gan = models()
+    step = fused.FusedStep(g, d, gan, pixels, gan_lib.check_panel(n_batch=32))
+    held = step.batches.make(0) if streamed else step.data
+    assert keras.backend.standardize_dtype(held.dtype) == "uint8"
+
+    def run(name, data):
+        g, d, gan = models(11)
+        return gan_lib.train(g, d, gan, data, 100, n_epochs=1, n_batch=32, run_dir=str(tmp_path / name),
+                             verbose=0, panel={"fast": True, "n_samples": 8})
+
+    assert run("uint8", pixels) == run("float32", gan_lib.scale_images(pixels))
+
+
 def test_divergence_is_caught_and_named(shapes_small, tmp_path, monkeypatch):
     class Poisoned(fused.FusedStep):  # a numerical blow-up seen from outside: NaN in every real image
         def __init__(self, g_model, d_model, gan_model, dataset, panel):

@@ -799,7 +799,7 @@ def generate_fake_samples(g_model, latent_dim, n_samples, rng=None, training=Fal
 
 def n_classes_of(model):
     """How many classes a conditional model (cgan.py: it takes a label, read by an Embedding) knows; 0 for others."""
-    if len(model.inputs) < 2:
+    if len(getattr(model, "inputs", None) or ()) < 2:  # one input (or a stand-in without Keras inputs)
         return 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Embedding):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from .data import images_of
-from .fused import bce, generator_loss, pixels
+from .fused import bce, generator_loss, joined, pixels
 
 
 def scaled(optimizer, values, loss):
@@ -60,31 +60,41 @@ class JaxStep:
         g, d = f.g_model, f.d_model
         g_tv, g_ntv, d_tv, d_ntv, d_opt, g_opt, (key,) = state
         key, k_idx, k_fake, k_gen, k_real_flip, k_fake_flip = jax.random.split(key, 6)
-        classes = [None, None]  # a conditional GAN's classes for G's images: the fakes for D, G's step
-        if f.n_classes:
-            key, *k_classes = jax.random.split(key, 3)
-            classes = [jax.random.randint(k, (n,), 0, f.n_classes, dtype="int32")
-                       for k, n in zip(k_classes, (f.n_batch // 2, f.n_batch))]
-        half = f.n_batch // 2
-        if f.batches is None:  # source: the dataset on the device, or this step's streamed half batch
-            idx = jax.random.randint(k_idx, (half,), 0, images_of(source).shape[0])
+        half, n_d = f.n_batch // 2, f.d_steps
+
+        def step_key(base, k):  # step 0 draws with the base key itself: d_steps = g_steps = 1 is the same run as before
+            return base if k == 0 else jax.random.fold_in(base, k)
+
+        def classes(base, k, n):  # a conditional GAN's classes for n of G's images (step k), else None
+            return jax.random.randint(step_key(base, k), (n,), 0, f.n_classes, dtype="int32") if f.n_classes else None
+
+        k_fake_class = k_gen_class = None
+        if f.n_classes:  # keys of their own: an unconditional run draws what it drew before
+            key, k_fake_class, k_gen_class = jax.random.split(key, 3)
+        if f.batches is None:  # source: the dataset on the device, or this step's streamed half batches
+            idx = jax.random.randint(k_idx, (half * n_d,), 0, images_of(source).shape[0])
             x_real = jax.tree.map(lambda a: a[idx], source)  # images, or [images, labels]
         else:
             x_real = source
         x_real = jax.tree.map(pixels, x_real)  # uint8 data: scaled here, on the device (labels as they are)
-        # G as it trains (BatchNorm on batch statistics, its moving statistics updated), as in fused.FusedStep
-        z_fake = f.latent(jax.random.normal(k_fake, (half, f.latent_dim)), classes[0])
-        x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, z_fake, training=True)
-        x_fake = f.judged(x_fake, z_fake)
-        both = jax.tree.map(lambda a, b: keras.ops.concatenate([a, b]), x_real, x_fake)
-        scores, _ = d.stateless_call(d_tv, d_ntv, both, training=False)
-        scores = scores.reshape(-1)
-        y_real = f.labels(1.0, half, jax.random.uniform(k_real_flip, (half, 1)))
-        y_fake = f.labels(0.0, half, jax.random.uniform(k_fake_flip, (half, 1)))
-        z = f.latent(jax.random.normal(k_gen, (f.n_batch, f.latent_dim)), classes[1])
+        draws = []  # per D step: real, fake (each images or [images, labels]), their 0/1 targets
+        for k in range(n_d):
+            real = jax.tree.map(lambda a: a[k * half:(k + 1) * half], x_real)
+            z_fake = f.latent(jax.random.normal(step_key(k_fake, k), (half, f.latent_dim)),
+                              classes(k_fake_class, k, half))
+            # G as it trains (BatchNorm on batch statistics, its moving statistics updated), as in fused.FusedStep
+            x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, z_fake, training=True)
+            x_fake = f.judged(x_fake, z_fake)
+            if k == 0:
+                scores, _ = d.stateless_call(d_tv, d_ntv, joined(real, x_fake), training=False)
+                scores = scores.reshape(-1)
+            draws.append((real, x_fake,
+                          f.labels(1.0, half, jax.random.uniform(step_key(k_real_flip, k), (half, 1))),
+                          f.labels(0.0, half, jax.random.uniform(step_key(k_fake_flip, k), (half, 1)))))
+        zs = [f.latent(jax.random.normal(step_key(k_gen, k), (f.n_batch, f.latent_dim)),
+                       classes(k_gen_class, k, f.n_batch)) for k in range(f.g_steps)]
         if self.batch is not None:  # data parallel: XLA splits the work by these and adds up the gradients
-            x_real, x_fake, y_real, y_fake, z = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, self.batch),
-                                                             (x_real, x_fake, y_real, y_fake, z))
+            draws, zs = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, self.batch), (draws, zs))
 
         def d_loss(d_tv, d_ntv, d_opt, x, y):
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)
@@ -97,14 +107,26 @@ class JaxStep:
             loss = generator_loss(p, f.objective)
             return scaled(f.gan_model.optimizer, g_opt, loss), (loss, g_ntv, d_ntv)
 
-        losses = []
-        for x, y in ((x_real, y_real), (x_fake, y_fake)):  # two D updates, as the tutorial does
+        def d_update(x, y):  # one D update on (x, y); returns its loss
+            nonlocal d_tv, d_ntv, d_opt
             (_, (loss, d_ntv)), grads = jax.value_and_grad(d_loss, has_aux=True)(d_tv, d_ntv, d_opt, x, y)
             d_tv, d_opt = d.optimizer.stateless_apply(d_opt, grads, d_tv)  # unscales; skips non-finite steps
-            losses.append(loss)
-        (_, (loss, g_ntv, d_ntv)), grads = jax.value_and_grad(g_loss, has_aux=True)(g_tv, g_ntv, d_ntv, g_opt, z)
-        g_tv, g_opt = f.gan_model.optimizer.stateless_apply(g_opt, grads, g_tv)
-        values = f.values(losses[0], losses[1], loss, scores[:half], scores[half:])
+            return loss
+
+        d1, d2, gl = [], [], []
+        for x_r, x_f, y_r, y_f in draws:
+            if f.mixed:  # one update on both halves, reported as both losses
+                d1.append(d_update(joined(x_r, x_f), joined(y_r, y_f)))
+                d2.append(d1[-1])
+            else:  # two D updates, as the tutorial does
+                d1.append(d_update(x_r, y_r))
+                d2.append(d_update(x_f, y_f))
+        for z in zs:
+            (_, (loss, g_ntv, d_ntv)), grads = jax.value_and_grad(g_loss, has_aux=True)(g_tv, g_ntv, d_ntv, g_opt, z)
+            g_tv, g_opt = f.gan_model.optimizer.stateless_apply(g_opt, grads, g_tv)
+            gl.append(loss)
+        mean = [keras.ops.mean(keras.ops.stack(losses)) for losses in (d1, d2, gl)]
+        values = f.values(*mean, scores[:half], scores[half:])
         return [g_tv, g_ntv, d_tv, d_ntv, d_opt, g_opt, [key]], values
 
 

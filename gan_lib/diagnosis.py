@@ -186,7 +186,7 @@ def collapsing(history):
     if len(found) >= 3:
         best = int(np.argmax(found[:-2]))
         if (found[-2:] <= found[best] - 3).all():
-            return (f"G may be collapsing: it now draws {found[-1]:.0f} of the 10 classes, down from "
+            return (f"G may be collapsing: its samples now fall in {found[-1]:.0f} classes (modes), down from "
                     f"{found[best]:.0f} at step {steps[best]}; try a lower g_lr or label_smoothing=0.1")
     return None
 

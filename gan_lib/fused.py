@@ -13,7 +13,9 @@ device stays on the host instead: Batches below feeds it, one step ahead):
 4. G learns through D from n_batch latent points labelled 1, updating G only.
 
 Two D updates, then one G update, with binary cross-entropy and each model's own
-compiled optimizer: the tutorial's semantics, without the host round trips.
+compiled optimizer: the tutorial's semantics, without the host round trips. As in
+the loop, panel keys d_steps and g_steps repeat steps 2-3 and step 4 (new draws each
+time), and mixed_batch makes steps 2-3 one update on both half batches.
 A conditional GAN (cgan.py; dataset [images, labels]) does the same with the class beside
 every image: the real images' own, drawn uniformly on the device for G's images.
 Losses stay on the device until the caller reads them (FusedStep.read).
@@ -64,6 +66,21 @@ def generator_loss(p, objective="non_saturating"):
     return bce(keras.ops.ones_like(p), p)
 
 
+def joined(a, b):
+    """a and b end to end along the batch: arrays, or [images, labels] part by part (a conditional GAN)."""
+    return keras.tree.map_structure(lambda x, y: keras.ops.concatenate([x, y]), a, b)
+
+
+def stacked(parts):
+    """The steps' batches (each an array or [images, labels]) stacked on axis 1: (batch, steps, ...)."""
+    return keras.tree.map_structure(lambda *a: keras.ops.stack(a, axis=1), *parts)
+
+
+def step_k(batch, k):
+    """Step k's batch out of a stacked one (stacked): batch[:, k], part by part."""
+    return keras.tree.map_structure(lambda a: a[:, k], batch)
+
+
 class FusedStep:
     """Call it once per iteration; `read()` brings the values back. `variables`: its RNG state, for checkpoints.
 
@@ -78,11 +95,12 @@ class FusedStep:
             # (N, H, W, C), or [images, labels (N,)], on the device once
             self.data, self.batches = keras.tree.map_structure(keras.ops.convert_to_tensor, dataset), None
         else:  # too big: real half batches come from the host, each made while the step before it runs
-            self.data, self.batches = None, Batches(dataset, panel["n_batch"] // 2, panel["seed"])
+            self.data, self.batches = None, Batches(dataset, panel["n_batch"] // 2 * panel["d_steps"], panel["seed"])
         self.seed_value = panel["seed"]
         self.latent_dim, self.n_batch = panel["latent_dim"], panel["n_batch"]
         self.smoothing, self.noise = panel["label_smoothing"], panel["label_noise"]
         self.objective = panel["g_objective"]  # G's loss (generator_loss)
+        self.d_steps, self.g_steps, self.mixed = panel["d_steps"], panel["g_steps"], panel["mixed_batch"]
         self.strategy = backend.model_strategy(d_model)  # TensorFlow's tf.distribute engine, or None
         with backend.distribute_like(self.strategy):  # new variables live where the models' do
             for model in (d_model, gan_model):  # optimizer variables must exist before tracing
@@ -144,35 +162,59 @@ class FusedStep:
         return keras.random.randint((n,), 0, self.n_classes, seed=self.seed, dtype="int32") if self.n_classes else None
 
     def _step(self, source):
-        """source: the whole dataset on the device, or this step's real half batch (streamed from the host);
+        """source: the whole dataset on the device, or this step's real half batches (streamed from the host);
         a conditional GAN's: [images, labels]."""
-        half = self.n_batch // 2
+        half, n_d = self.n_batch // 2, self.d_steps
         g, d = self.g_model, self.d_model
         if self.batches is None:
-            idx = keras.random.randint((half,), 0, keras.ops.shape(images_of(source))[0], seed=self.seed)
+            idx = keras.random.randint((half * n_d,), 0, keras.ops.shape(images_of(source))[0], seed=self.seed)
             x_real = keras.tree.map_structure(lambda a: keras.ops.take(a, idx, axis=0), source)
         else:
             x_real = source
-        x_real = keras.tree.map_structure(pixels, x_real)  # (half, H, W, C) float32 in [-1, 1]; labels as they are
-        z_fake = self.latent(keras.random.normal((half, self.latent_dim), seed=self.seed), self._classes(half))
-        x_fake = self.judged(g(z_fake, training=True), z_fake)  # G as it trains (dcgan.py)
-        both = keras.tree.map_structure(lambda a, b: keras.ops.concatenate([a, b]), x_real, x_fake)
-        scores = keras.ops.reshape(d(both, training=False), (-1,))
-        y_real, y_fake = self._labels(1.0, half), self._labels(0.0, half)
-        z = self.latent(keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed), self._classes(self.n_batch))
+        # (d_steps * half, H, W, C) float32 in [-1, 1]; a conditional GAN's labels as they are
+        x_real = keras.tree.map_structure(pixels, x_real)
+        draws = []  # per D step: real, fake (each images or [images, labels]), their 0/1 targets
+        for k in range(n_d):
+            real = keras.tree.map_structure(lambda a: a[k * half:(k + 1) * half], x_real)
+            z_fake = self.latent(keras.random.normal((half, self.latent_dim), seed=self.seed), self._classes(half))
+            x_fake = self.judged(g(z_fake, training=True), z_fake)  # G as it trains (dcgan.py)
+            if k == 0:  # D's scores before it learns in this iteration (history only)
+                scores = keras.ops.reshape(d(joined(real, x_fake), training=False), (-1,))
+            draws.append((real, x_fake, self._labels(1.0, half), self._labels(0.0, half)))
+        zs = [self.latent(keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed), self._classes(self.n_batch))
+              for _ in range(self.g_steps)]
+        # (batch, steps, ...): the batch stays on axis 0, which on_replicas splits over the devices
+        batches = [stacked(parts) for parts in zip(*draws)] + [stacked(zs)]
         # the updates: once per device on its share of each batch (on one device, all of it)
-        d1, d2, g_loss = keras.ops.unstack(backend.on_replicas(self.strategy, self._updates, (x_real, x_fake, y_real, y_fake, z)))
+        d1, d2, g_loss = keras.ops.unstack(backend.on_replicas(self.strategy, self._updates, batches))
         return self.values(d1, d2, g_loss, scores[:half], scores[half:])
 
     def _updates(self, x_real, x_fake, y_real, y_fake, z, n):
-        """D on the real share, D on the fake share, G through D; each mean loss / n (n devices add them up)."""
+        """d_steps times D (real then fake share, or both at once), then g_steps times G through D.
+
+        Arguments are (share, steps, ...); each loss is a mean / n (n devices add them up), averaged over the steps.
+        """
         g, d = self.g_model, self.d_model
         d_vars = d.trainable_variables
-        d1 = self._learn(d, d_vars, lambda: bce(y_real, d(x_real, training=True)) / n)
-        d2 = self._learn(d, d_vars, lambda: bce(y_fake, d(x_fake, training=True)) / n)
-        g_loss = self._learn(self.gan_model, g.trainable_variables,
-                             lambda: generator_loss(d(self.judged(g(z, training=True), z), training=True), self.objective) / n)
-        return keras.ops.stack([d1, d2, g_loss])
+
+        def d_loss(x, y):
+            return lambda: bce(y, d(x, training=True)) / n
+
+        def g_loss(z):
+            return lambda: generator_loss(d(self.judged(g(z, training=True), z), training=True), self.objective) / n
+
+        d1, d2, gl = [], [], []
+        for k in range(self.d_steps):
+            xr, xf, yr, yf = (step_k(a, k) for a in (x_real, x_fake, y_real, y_fake))
+            if self.mixed:  # one update on both halves: d_loss_real and d_loss_fake both report it
+                d1.append(self._learn(d, d_vars, d_loss(joined(xr, xf), joined(yr, yf))))
+                d2.append(d1[-1])
+            else:
+                d1.append(self._learn(d, d_vars, d_loss(xr, yr)))
+                d2.append(self._learn(d, d_vars, d_loss(xf, yf)))
+        for k in range(self.g_steps):
+            gl.append(self._learn(self.gan_model, g.trainable_variables, g_loss(step_k(z, k))))
+        return keras.ops.stack([keras.ops.mean(keras.ops.stack(losses)) for losses in (d1, d2, gl)])
 
     def __call__(self, step=0):
         """One iteration; step (0-based, over the whole run) picks the streamed half batch, if any."""

@@ -38,6 +38,9 @@ DEFAULTS = {
     "label_smoothing": 0.0,  # real labels become 1 - label_smoothing (one-sided smoothing, e.g. 0.1)
     "label_noise": 0.0,  # fraction of D's labels flipped at random each step (e.g. 0.05)
     "g_objective": "non_saturating",  # G's loss: non_saturating, -log D(G(z)) (labels 1, the tutorial's); or saturating
+    "d_steps": 1,  # D's updates per iteration, each on new real and fake half batches (e.g. 5, as WGAN's critic)
+    "g_steps": 1,  # G's updates per iteration, each on new latent points
+    "mixed_batch": False,  # D learns from one batch of real and fake images together, not two half batches
     "d_lr": 0.0002,  # discriminator learning rate (Adam)
     "g_lr": 0.0002,  # generator learning rate (Adam, through the combined model)
     "beta_1": 0.5,  # Adam's beta_1 for both
@@ -70,11 +73,14 @@ ARCH_DEFAULTS = {
 }
 ARCHS = tuple(ARCH_DEFAULTS)
 
+MAX_STEPS = 20  # the most D or G updates per iteration (panel keys d_steps, g_steps)
+
 # The smallest value each number may take; upper bounds are checked by hand below.
 MINIMUM = {
     "latent_dim": 1, "n_epochs": 1, "n_batch": 2, "summarization": 1, "batchloss": 0,
     "save_freq": 0, "epochs": 0, "devices": 0, "width": 1, "limit": 0, "image_size": 0, "channels": 0, "seed": 0,
-    "label_smoothing": 0.0, "label_noise": 0.0, "n_samples": 2, "grid": 1, "eval_every": 0, "checkpoint_every": 0,
+    "label_smoothing": 0.0, "label_noise": 0.0, "d_steps": 1, "g_steps": 1,
+    "n_samples": 2, "grid": 1, "eval_every": 0, "checkpoint_every": 0,
     "keep_checkpoints": 1,
 }
 
@@ -109,6 +115,10 @@ def check_panel(panel=None, **overrides):
         raise ValueError(f"panel key 'label_smoothing' must be below 0.5 (0.1 is usual), got {merged['label_smoothing']!r}")
     if merged["label_noise"] >= 0.5:
         raise ValueError(f"panel key 'label_noise' must be below 0.5 (0.05 is usual), got {merged['label_noise']!r}")
+    for key in ("d_steps", "g_steps"):
+        if merged[key] > MAX_STEPS:
+            raise ValueError(f"panel key {key!r} must be at most {MAX_STEPS} (each is one more update in every "
+                             f"iteration; the fused step compiles them all), got {merged[key]}")
     if merged["seed"] >= 2**32:
         raise ValueError(f"panel key 'seed' must be below 2**32, got {merged['seed']}")
     if merged["n_batch"] % 2:

@@ -298,13 +298,29 @@ def toy_scores(points, name):
     return mode_scores(points, name)
 
 
+def measure_toy(g, d, name, z, spread, objective):
+    """The image runs' measurements (diagnosis.EVAL_COLUMNS) for a toy: G's gradient norm on z[:N_GRAD]; the
+    samples' diversity (mean distance between two of g(z[:N_EVAL]), over `spread`, the real points'); for ring and
+    grid, the modes covered by g(z) (all N_SAMPLES points, as the final score); no domain_fd (no classifier)."""
+    from .diagnosis import N_EVAL, N_GRAD, generator_gradient_norm, mean_distance
+
+    points = keras.ops.convert_to_numpy(g(z, training=False)).astype(np.float32)
+    return {"g_grad_norm": generator_gradient_norm(g, d, z[:N_GRAD], objective),
+            "diversity": mean_distance(points[:N_EVAL]) / spread,
+            "modes": None if name == "parabola" else float(mode_scores(points, name)["modes"]), "domain_fd": None}
+
+
 def train_named_toy(name, steps, panel, model, log=None, log_every=0):
     """Train toy `name` from new models for `steps` steps; returns (samples float32 (2500, 2), scores, history).
 
     panel["fast"]: the fused step (FusedStep) or the tutorial's train_on_batch loop
     (training.train_step). log(line), every log_every steps: the losses and the scores so far.
-    The caller seeds first (gan_lib.set_seed) for repeatable weights.
+    Every panel["eval_every"] steps (0 = never) the history's row also gets the image runs'
+    measurements (measure_toy: g_grad_norm, diversity, modes; None in other rows), so
+    gan_lib.diagnose(history) reads a toy run too. The caller seeds first (gan_lib.set_seed)
+    for repeatable weights.
     """
+    from .diagnosis import EVAL_COLUMNS, N_EVAL, mean_distance
     from .fused import FusedStep
     from .training import train_step
 
@@ -313,12 +329,16 @@ def train_named_toy(name, steps, panel, model, log=None, log_every=0):
     z = rng.standard_normal((N_SAMPLES, panel["latent_dim"])).astype(np.float32)  # the points scored and saved
     g, d, gan = build_toy_models(name, panel, model)
     fused = FusedStep(g, d, gan, data, panel) if panel["fast"] else None
-    history = []
+    spread = mean_distance(data[:N_EVAL])  # the real points' diversity: the unit of `diversity`
+    every, history = panel["eval_every"], []
     for k in range(steps):
         if fused:
             fused(k)
         else:
             history.append(train_step(g, d, gan, data, panel["latent_dim"], panel["n_batch"], rng, panel))
+        if every and (k + 1) % every == 0:
+            history += fused.read() if fused else []
+            history[-1].update(measure_toy(g, d, name, z, spread, panel["g_objective"]))
         if log and log_every and ((k + 1) % log_every == 0 or k + 1 == steps):
             if fused:
                 history += fused.read()  # one transfer for the steps since the last line
@@ -328,6 +348,10 @@ def train_named_toy(name, steps, panel, model, log=None, log_every=0):
                 f"g_loss {last['g_loss']:.3f} | {describe_scores(scores)}")
     if fused:
         history += fused.read()
+    for k, row in enumerate(history):  # 1-based steps, and None where not measured, as in an image run's history
+        row["step"] = k + 1
+        for key in EVAL_COLUMNS:
+            row.setdefault(key, None)
     samples = keras.ops.convert_to_numpy(g(z)).astype(np.float32)
     return samples, toy_scores(samples, name), history
 

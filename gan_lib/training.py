@@ -59,31 +59,46 @@ class TrainingDiverged(RuntimeError):
 
 
 def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, panel):
-    """One batch of the tutorial's loop. Returns the losses and D's scores as a dict.
+    """One iteration of the tutorial's loop. Returns the losses and D's scores as a dict.
+
+    D learns panel['d_steps'] times (each on a new real and a new fake half batch: two
+    updates, or one on both together with panel['mixed_batch']), then G panel['g_steps']
+    times (each on n_batch new latent points). The losses returned are the means over
+    those steps; with mixed_batch, d_loss_real and d_loss_fake both hold the one batch's loss.
 
     A conditional GAN (cgan.py; dataset [images, labels]) runs the same steps with the
     class beside each image: the real images' own, uniformly drawn ones for G's images.
     """
     half_batch = n_batch // 2
-    x_real, y_real = generate_real_samples(dataset, half_batch, rng)
-    # G in training mode, as in its own step below: with BatchNorm (DCGAN) D must learn from the images G's
-    # step optimizes, not from inference-mode ones, whose lagging moving statistics make them different images
-    x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng, training=True)
-    # D's opinion before it learns from this batch; accuracy against hard 0/1 labels
-    scores = d_scores(d_model, join(x_real, x_fake))
-    real_scores, fake_scores = scores[:half_batch], scores[half_batch:]
-    # best practices (off by default): one-sided label smoothing, flipped labels
-    y_real = y_real * (1.0 - panel["label_smoothing"])
-    if panel["label_noise"] > 0:
-        y_real = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 0.0, y_real).astype(np.float32)
-        y_fake = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 1.0, y_fake).astype(np.float32)
-    d_loss1, _ = d_model.train_on_batch(x_real, y_real)
-    d_loss2, _ = d_model.train_on_batch(x_fake, y_fake)
-    x_gan = generate_latent_points(latent_dim, n_batch, rng, n_classes=n_classes_of(g_model))  # [z, classes] for cgan
-    y_gan = np.ones((n_batch, 1), dtype=np.float32)
-    g_loss = gan_model.train_on_batch(x_gan, y_gan)
+    d_losses = []  # (real, fake) per D step
+    for k in range(panel["d_steps"]):
+        x_real, y_real = generate_real_samples(dataset, half_batch, rng)
+        # G in training mode, as in its own step below: with BatchNorm (DCGAN) D must learn from the images G's
+        # step optimizes, not from inference-mode ones, whose lagging moving statistics make them different images
+        x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng, training=True)
+        if k == 0:  # D's opinion before it learns in this iteration; accuracy against hard 0/1 labels
+            scores = d_scores(d_model, join(x_real, x_fake))
+            real_scores, fake_scores = scores[:half_batch], scores[half_batch:]
+        # best practices (off by default): one-sided label smoothing, flipped labels
+        y_real = y_real * (1.0 - panel["label_smoothing"])
+        if panel["label_noise"] > 0:
+            y_real = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 0.0, y_real).astype(np.float32)
+            y_fake = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 1.0, y_fake).astype(np.float32)
+        if panel["mixed_batch"]:  # one update on real and fake together (BatchNorm would see them mixed)
+            loss, _ = d_model.train_on_batch(join(x_real, x_fake), np.concatenate([y_real, y_fake]))
+            d_losses.append((float(loss), float(loss)))
+        else:  # the tutorial's: a real half batch, then a fake one
+            d_loss1, _ = d_model.train_on_batch(x_real, y_real)
+            d_loss2, _ = d_model.train_on_batch(x_fake, y_fake)
+            d_losses.append((float(d_loss1), float(d_loss2)))
+    g_losses = []
+    for _ in range(panel["g_steps"]):
+        x_gan = generate_latent_points(latent_dim, n_batch, rng, n_classes=n_classes_of(g_model))  # [z, classes] for cgan
+        y_gan = np.ones((n_batch, 1), dtype=np.float32)
+        g_losses.append(float(gan_model.train_on_batch(x_gan, y_gan)))
+    d_loss1, d_loss2 = np.mean(d_losses, axis=0)  # the mean of one value is that value, exactly
     return {
-        "d_loss_real": float(d_loss1), "d_loss_fake": float(d_loss2), "g_loss": float(g_loss),
+        "d_loss_real": float(d_loss1), "d_loss_fake": float(d_loss2), "g_loss": float(np.mean(g_losses)),
         "d_x": float(real_scores.mean()), "d_g_z": float(fake_scores.mean()),
         "acc_real": float((real_scores > 0.5).mean()), "acc_fake": float((fake_scores <= 0.5).mean()),
     }

@@ -137,6 +137,26 @@ def test_fused_step_learns_and_leaves_d_alone_in_gs_update(labelled):
     assert changed(before_g, snapshot(g))
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["loop", "fused"])
+def test_d_steps_g_steps_and_a_mixed_batch(labelled, fast, monkeypatch):
+    """Panel keys d_steps, g_steps, mixed_batch (tests/test_steps.py) on a conditional GAN: 2 mixed D updates, each on
+    [images, labels] of both halves, and 3 G updates."""
+    g, d, gan = tiny()
+    seen = []
+    learn = d.train_on_batch
+    monkeypatch.setattr(d, "train_on_batch", lambda x, y: seen.append((x, y)) or learn(x, y))
+    panel = gan_lib.check_panel(arch="cgan", n_batch=16, d_steps=2, g_steps=3, mixed_batch=True)
+    if fast:
+        step = FusedStep(g, d, gan, labelled, panel)
+        step()
+        row = step.read()[0]
+    else:
+        row = gan_lib.training.train_step(g, d, gan, labelled, LATENT, 16, np.random.default_rng(0), panel)
+        assert [(x[0].shape, x[1].shape, y.shape) for x, y in seen] == [((16, 16, 16, 3), (16,), (16, 1))] * 2
+    count = [int(keras.ops.convert_to_numpy(m.optimizer.iterations)) for m in (d, gan)]
+    assert count == [2, 3] and row["d_loss_real"] == row["d_loss_fake"] and np.isfinite(list(row.values())).all()
+
+
 # ---------------------------------------------------------------- labelled data
 
 

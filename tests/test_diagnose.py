@@ -140,7 +140,7 @@ def test_collapse_by_diversity_or_by_classes():
     assert diagnosis.diagnose(rows(400, diversity=every(100, [0.6, 0.9, 0.3, 0.8]))) == {}  # one low reading only
     assert diagnosis.diagnose(rows(400, diversity=every(100, [0.02, 0.05, 0.02, 0.01]))) == {}  # never varied: untrained
     found = diagnosis.diagnose(rows(400, modes=every(100, [8, 10, 5, 4])))
-    assert "4 of the 10 classes" in found["collapsing"]
+    assert "fall in 4 classes (modes), down from" in found["collapsing"]
 
 
 def test_vanishing_gradient():

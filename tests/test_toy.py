@@ -219,6 +219,29 @@ def test_toy_settings_start_from_the_toys_defaults():
         toy.toy_settings("parabola", {"pack": 2})
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_toy_run_is_measured_every_eval_every_steps_and_diagnosed(fast):
+    """The image runs' measurements on a toy: at steps 4 and 8 only, the last one the final samples' own mode count;
+    measuring changes nothing in the run; diagnose reads the history."""
+    def run(every):
+        panel, model = toy.toy_settings("ring", {"units": 8, "n_batch": 32, "fast": fast, "eval_every": every})
+        gan_lib.set_seed(2)
+        return toy.train_named_toy("ring", 8, panel, model)
+
+    samples, scores, history = run(4)
+    assert [r["step"] for r in history] == list(range(1, 9))
+    measured = [r["step"] for r in history if r["g_grad_norm"] is not None]
+    assert measured == [4, 8] and all(history[k - 1]["diversity"] > 0 for k in measured)
+    assert history[-1]["modes"] == scores["modes"] and all(r["domain_fd"] is None for r in history)
+    assert history[-1]["g_grad_norm"] > 0
+    _, unmeasured_scores, unmeasured = run(0)
+    assert all(r["g_grad_norm"] is None for r in unmeasured)
+    strip = [{k: v for k, v in r.items() if k not in gan_lib.diagnosis.EVAL_COLUMNS} for r in history]
+    assert strip == [{k: v for k, v in r.items() if k not in gan_lib.diagnosis.EVAL_COLUMNS} for r in unmeasured]
+    assert unmeasured_scores == scores
+    assert isinstance(gan_lib.diagnose(history), dict)
+
+
 def run_cli(args, capsys):
     from gan_lib.__main__ import main
 

@@ -29,11 +29,13 @@ def build_parser():
     t.add_argument("--batch", type=int, metavar="N",
                    help=f"images per batch, even (panel n_batch, default {DEFAULTS['n_batch']})")
     t.add_argument("--latent-dim", type=int, metavar="N", help=f"size of the latent space (default {DEFAULTS['latent_dim']})")
-    t.add_argument("--arch", metavar="tutorial|dcgan|cgan", help="the models (panel key arch, default tutorial): the "
-                   "tutorial's, Radford et al.'s DCGAN (BatchNorm; square images of 4 * 2^k pixels; also "
-                   "turns on label_smoothing 0.1 unless you set it; --set width=N sizes it, default 64), or the "
+    t.add_argument("--arch", metavar="tutorial|dcgan|cgan|acgan", help="the models (panel key arch, default tutorial): "
+                   "the tutorial's, Radford et al.'s DCGAN (BatchNorm; square images of 4 * 2^k pixels; also "
+                   "turns on label_smoothing 0.1 unless you set it; --set width=N sizes it, default 64), the "
                    "conditional GAN (both models take the class: a labelled dataset, e.g. shapes, cifar10, mnist, or "
-                   "a folder with one subfolder per class). A resumed run keeps its own")
+                   "a folder with one subfolder per class), or the ACGAN (the same G; D also names the class, and both "
+                   "losses add the class's cross-entropy: G learns to draw the class much sooner). "
+                   "A resumed run keeps its own")
     t.add_argument("--limit", type=int, metavar="N", help="keep only the first N images (default: all)")
     t.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/DATASET-DATE-TIME); "
                    "must not hold another run")
@@ -86,7 +88,7 @@ def build_parser():
     g.add_argument("--n", type=int, default=10, help="grid side: n x n images (default 10)")
     g.add_argument("--out", metavar="FILE.png", help="where to save the grid (default: generated.png beside the model)")
     g.add_argument("--seed", type=int, default=None, help="random seed for the latent points")
-    g.add_argument("--label", type=int, default=None, metavar="K", help="a conditional GAN (arch cgan): draw class K "
+    g.add_argument("--label", type=int, default=None, metavar="K", help="a conditional GAN (arch cgan, acgan): draw class K "
                    "only (default: one row of n images per class, the same latent point down each column)")
     return parser
 
@@ -140,7 +142,7 @@ def cmd_train(args):
     log = print if not args.quiet and backend.is_chief() else None
     # before any folder is made; folders of photos are brought to data.folder_size(panel)
     # as stored (uint8, usually): train() scales each batch, so the set takes a quarter of float32's memory
-    if panel["arch"] == "cgan":  # [images, labels]: the conditional GAN learns the classes too
+    if panel["arch"] in ("cgan", "acgan"):  # [images, labels]: a conditional GAN learns the classes too
         x, y = data.load_labelled_images(panel["dataset"], panel["limit"], **data.panel_load_options(panel), log=log)
         x = [data.check_dataset(x, name=str(panel["dataset"])), y]
     else:
@@ -274,7 +276,7 @@ def cmd_generate(args):
                          "not latent points (N, latent_dim) to images (N, H, W, 1 or 3)")
     if args.label is not None and not k:
         raise ValueError(f"--label {args.label}: {model_path} is not a conditional generator (it takes no class); "
-                         "train one with --arch cgan, or leave out --label")
+                         "train one with --arch cgan or acgan, or leave out --label")
     if args.label is not None and not 0 <= args.label < k:
         raise ValueError(f"--label must be a class of this generator, 0 to {k - 1}, got {args.label}")
     latent_dim, rng, rows = shape_in[-1], np.random.default_rng(args.seed), None

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 
 from .data import images_of
-from .fused import bce, generator_loss, joined, pixels
+from .fused import discriminator_loss, generator_loss, joined, pixels
+from .models import real_part
 
 
 def scaled(optimizer, values, loss):
@@ -87,7 +88,7 @@ class JaxStep:
             x_fake = f.judged(x_fake, z_fake)
             if k == 0:
                 scores, _ = d.stateless_call(d_tv, d_ntv, joined(real, x_fake), training=False)
-                scores = scores.reshape(-1)
+                scores = real_part(scores).reshape(-1)
             draws.append((real, x_fake,
                           f.labels(1.0, half, jax.random.uniform(step_key(k_real_flip, k), (half, 1))),
                           f.labels(0.0, half, jax.random.uniform(step_key(k_fake_flip, k), (half, 1)))))
@@ -98,7 +99,7 @@ class JaxStep:
 
         def d_loss(d_tv, d_ntv, d_opt, x, y):
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)
-            loss = bce(y, p)
+            loss = discriminator_loss(y, p)
             return scaled(d.optimizer, d_opt, loss), (loss, d_ntv)
 
         def g_loss(g_tv, g_ntv, d_ntv, g_opt, z):

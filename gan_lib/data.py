@@ -30,7 +30,7 @@ CATS_DOGS = {"cats_vs_dogs": "train", "cats_vs_dogs/cats": "train/cats", "cats_v
 NAMED = ("cifar10", "mnist", "fashion_mnist", "shapes", *CATS_DOGS)
 FOLDER_SIZE = 32  # the side folders of photos are brought to when image_size is 0: the tutorial's models take 32 x 32
 # ...and for each panel 'arch' (the seeds' DCGANs draw 64 x 64; the conditional GAN is the tutorial's size)
-ARCH_SIZE = {"tutorial": FOLDER_SIZE, "dcgan": 64, "cgan": FOLDER_SIZE}
+ARCH_SIZE = {"tutorial": FOLDER_SIZE, "dcgan": 64, "cgan": FOLDER_SIZE, "acgan": FOLDER_SIZE}
 CACHE_MIN_FILES = 1000  # folders with at least this many images keep their decoded array in the Keras cache
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")  # Pillow modes stored as greyscale
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -798,12 +798,15 @@ def generate_fake_samples(g_model, latent_dim, n_samples, rng=None, training=Fal
 
 
 def n_classes_of(model):
-    """How many classes a conditional model (cgan.py: it takes a label, read by an Embedding) knows; 0 for others."""
+    """How many classes a conditional model (cgan.py: it takes a label, read by an Embedding, or by an ACGAN's D a
+    CategoryEncoding) knows; 0 for others."""
     if len(getattr(model, "inputs", None) or ()) < 2:  # one input (or a stand-in without Keras inputs)
         return 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Embedding):
             return int(layer.input_dim)
+        if isinstance(layer, keras.layers.CategoryEncoding):  # an ACGAN's D: the label picks a class probability
+            return int(layer.num_tokens)
         if isinstance(layer, keras.Model) and n_classes_of(layer):  # a combined model: G inside
             return n_classes_of(layer)
     return 0

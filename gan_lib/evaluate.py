@@ -9,12 +9,14 @@ from . import metrics as inception
 from . import modes
 from .data import DownloadError, generate_fake_samples, generate_real_samples, images_of, n_classes_of
 from .files import atomic_path, copy_file
+from .models import real_part
 from .plots import save_plot
 
 
 def d_scores(d_model, x):
-    """D's opinion of each image, probability of 'real': float32 (N,). Inference mode (no dropout)."""
-    return keras.ops.convert_to_numpy(d_model(x, training=False)).reshape(-1)
+    """D's opinion of each image, probability of 'real': float32 (N,). Inference mode (no dropout).
+    An ACGAN's D: its first column (models.real_part)."""
+    return keras.ops.convert_to_numpy(real_part(d_model(x, training=False))).reshape(-1)
 
 
 def save_generator(g_model, epoch, run_dir=".", numbered=True):
@@ -84,7 +86,7 @@ def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000,
     scores, skipped, cache = {}, {}, {}
     for metric in metrics:
         if metric == CONDITIONAL and not k:
-            skipped[metric] = "the generator is not conditional (it takes no class): train one with --arch cgan"
+            skipped[metric] = "the generator is not conditional (it takes no class): train one with --arch cgan or acgan"
             continue
         if metric in ("modes", "domain_fd", "memorisation", CONDITIONAL) and dataset not in CLASSIFIED:
             skipped[metric] = f"needs a dataset gan_lib has a classifier for ({', '.join(CLASSIFIED)}), not {dataset!r}"

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import backend
 from .data import images_of, n_classes_of
+from .models import class_loss, real_part
 
 # what one step returns, in this order: the history's per-batch values
 VALUES = ("d_loss_real", "d_loss_fake", "g_loss", "d_x", "d_g_z", "acc_real", "acc_fake")
@@ -53,6 +54,12 @@ def bce(y, p):
     return keras.ops.mean(keras.losses.binary_crossentropy(y, p))
 
 
+def discriminator_loss(y, out):
+    """D's loss on one batch, targets y (n, 1): binary cross-entropy of its scores, what train_on_batch
+    reports; an ACGAN's D (output [P(real), q]) adds the class's cross-entropy (models.acgan_loss)."""
+    return bce(y, real_part(out)) + keras.ops.mean(class_loss(out))
+
+
 def generator_loss(p, objective="non_saturating"):
     """G's loss from D's scores p (n, 1) for G's images.
 
@@ -60,10 +67,12 @@ def generator_loss(p, objective="non_saturating"):
     trains G. saturating: mean log(1 - D(G(z))), the minimax objective of Goodfellow et al.
     (2014), minus the cross-entropy against label 0; its gradient vanishes when D is sure
     the images are fake (D(G(z)) near 0), which is why nobody trains with it.
+    An ACGAN's D gives (n, 2), [P(real), q]: either one plus the class's cross-entropy, -mean log q.
     """
+    p, classes = real_part(p), keras.ops.mean(class_loss(p))
     if objective == "saturating":
-        return -bce(keras.ops.zeros_like(p), p)
-    return bce(keras.ops.ones_like(p), p)
+        return -bce(keras.ops.zeros_like(p), p) + classes
+    return bce(keras.ops.ones_like(p), p) + classes
 
 
 def joined(a, b):
@@ -179,7 +188,7 @@ class FusedStep:
             z_fake = self.latent(keras.random.normal((half, self.latent_dim), seed=self.seed), self._classes(half))
             x_fake = self.judged(g(z_fake, training=True), z_fake)  # G as it trains (dcgan.py)
             if k == 0:  # D's scores before it learns in this iteration (history only)
-                scores = keras.ops.reshape(d(joined(real, x_fake), training=False), (-1,))
+                scores = keras.ops.reshape(real_part(d(joined(real, x_fake), training=False)), (-1,))
             draws.append((real, x_fake, self._labels(1.0, half), self._labels(0.0, half)))
         zs = [self.latent(keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed), self._classes(self.n_batch))
               for _ in range(self.g_steps)]
@@ -198,7 +207,7 @@ class FusedStep:
         d_vars = d.trainable_variables
 
         def d_loss(x, y):
-            return lambda: bce(y, d(x, training=True)) / n
+            return lambda: discriminator_loss(y, d(x, training=True)) / n
 
         def g_loss(z):
             return lambda: generator_loss(d(self.judged(g(z, training=True), z), training=True), self.objective) / n

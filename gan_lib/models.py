@@ -150,14 +150,48 @@ class CombinedGAN(keras.Sequential):
         return [v for v in self.weights if id(v) not in ids]
 
 
+def real_part(out):
+    """D's probability that each image is real, (n, 1): D's output, or an ACGAN D's first column.
+
+    An ACGAN's D (cgan.define_acgan_discriminator) outputs (n, 2): [P(real), q], q the
+    probability its class head gives the class asked for. Other D's output (n, 1), returned as it is.
+    """
+    return out if out.shape[-1] == 1 else out[:, :1]
+
+
+def class_loss(out):
+    """An ACGAN D's classification loss per image, -log q, (n,): the sparse categorical cross-entropy of the class
+    asked for (q: its output's second column, see real_part). 0.0 for a D with one output column."""
+    if out.shape[-1] == 1:
+        return 0.0
+    return -keras.ops.log(keras.ops.clip(out[:, 1], 1e-7, 1.0))  # clipped as Keras clips probabilities
+
+
+@keras.saving.register_keras_serializable(package="gan_lib")
+def acgan_loss(y_true, y_pred):
+    """An ACGAN's loss per image (Odena et al. 2017), D's and G's: binary cross-entropy of P(real) against
+    y_true (1 real, 0 fake; G trains with 1) plus the cross-entropy of the class asked for (class_loss)."""
+    return keras.losses.binary_crossentropy(y_true, real_part(y_pred)) + class_loss(y_pred)
+
+
+@keras.saving.register_keras_serializable(package="gan_lib")
+def real_accuracy(y_true, y_pred):
+    """D's accuracy at real vs fake, P(real) > 0.5 against y_true > 0.5: an ACGAN D's metric (its class
+    column left out)."""
+    right = (real_part(y_pred) > 0.5) == (keras.ops.convert_to_tensor(y_true) > 0.5)
+    return keras.ops.mean(keras.ops.cast(right, "float32"), axis=-1)
+
+
 def saturating_loss(y_true, y_pred):
     """log(1 - D(G(z))) per image: G's loss in the original minimax game (y_true is not used).
 
     Minimised, it pushes D(G(z)) up like the tutorial's loss, but its gradient vanishes
     when D is sure G's images are fake. Written as minus the cross-entropy against label 0
-    so Keras computes it stably (from D's logits on TensorFlow).
+    so Keras computes it stably (from D's logits on TensorFlow). An ACGAN's (D outputs
+    [P(real), q]) adds the class's cross-entropy, as acgan_loss does.
     """
-    return -keras.losses.binary_crossentropy(keras.ops.zeros_like(y_pred), y_pred)
+    p = real_part(y_pred)
+    return -keras.losses.binary_crossentropy(keras.ops.zeros_like(p), p) + class_loss(y_pred)
 
 
 class ConditionalGAN(keras.Model):
@@ -210,7 +244,8 @@ def build_models(panel, in_shape, n_classes=10):
 
     arch 'tutorial': define_discriminator, define_generator (width is not used); arch
     'dcgan': gan_lib.dcgan's, with the panel's width; arch 'cgan': gan_lib.cgan's conditional
-    models for n_classes classes (the labelled data's: data.n_classes). All are compiled with the
+    models for n_classes classes (the labelled data's: data.n_classes); arch 'acgan': the same G
+    with the ACGAN's D, which also classifies (acgan_loss). All are compiled with the
     panel's d_lr, g_lr and beta_1, and joined by define_gan. The command line calls
     this; call it in a notebook to get the same models:
     `g_model, d_model, gan_model = build_models(panel, dataset.shape[1:])`.
@@ -223,15 +258,19 @@ def build_models(panel, in_shape, n_classes=10):
 
         d_model = define_dcgan_discriminator(in_shape, panel["width"], lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_dcgan_generator(panel["latent_dim"], in_shape, panel["width"])
-    elif panel["arch"] == "cgan":
-        from .cgan import define_cgan_discriminator, define_cgan_generator  # cgan.py imports this module
+    elif panel["arch"] in ("cgan", "acgan"):
+        from .cgan import define_acgan_discriminator, define_cgan_discriminator, define_cgan_generator  # imports us
 
-        d_model = define_cgan_discriminator(in_shape, n_classes, lr=panel["d_lr"], beta_1=panel["beta_1"])
-        g_model = define_cgan_generator(panel["latent_dim"], n_classes, in_shape)
+        define_d = define_acgan_discriminator if panel["arch"] == "acgan" else define_cgan_discriminator
+        d_model = define_d(in_shape, n_classes, lr=panel["d_lr"], beta_1=panel["beta_1"])
+        g_model = define_cgan_generator(panel["latent_dim"], n_classes, in_shape)  # the same G for both
     else:
         d_model = define_discriminator(in_shape, lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_generator(panel["latent_dim"], out_shape=in_shape)
-    loss = saturating_loss if panel["g_objective"] == "saturating" else "binary_crossentropy"
+    if panel["g_objective"] == "saturating":
+        loss = saturating_loss  # an ACGAN's with the class's cross-entropy
+    else:
+        loss = acgan_loss if panel["arch"] == "acgan" else "binary_crossentropy"
     return g_model, d_model, define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"], loss=loss)
 
 

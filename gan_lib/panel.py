@@ -29,6 +29,7 @@ DEFAULTS = {
     # the models (command line: --arch; gan_lib.build_models reads these)
     "arch": "tutorial",  # tutorial (the CIFAR-10 tutorial's models) | dcgan (Radford et al.'s, with BatchNorm; gan_lib/dcgan.py)
     # | cgan (Mirza and Osindero's conditional GAN: both models take the class label; gan_lib/cgan.py)
+    # | acgan (Odena et al.'s auxiliary classifier GAN: cgan's G, and a D that also names the class; gan_lib/cgan.py)
     "width": 64,  # dcgan only: filters of D's first layer (doubling per layer) and of G's last hidden one
     # speed
     "fast": False,  # one compiled step per batch, data on the device; False = the tutorial's loop
@@ -70,6 +71,7 @@ ARCH_DEFAULTS = {
     "tutorial": {},
     "dcgan": {"label_smoothing": 0.1, "d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5},
     "cgan": {},  # the tutorial's settings: the Keras book's cGAN trains with them
+    "acgan": {},  # the same
 }
 ARCHS = tuple(ARCH_DEFAULTS)
 

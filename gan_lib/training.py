@@ -117,11 +117,11 @@ def check_training_data(dataset, g_model, d_model):
             raise ValueError(f"a labelled dataset is [images, labels], got {len(dataset)} parts")
         if not k:
             raise ValueError("the dataset has labels but the models are not conditional; build them with arch 'cgan' "
-                             "(gan_lib.build_models({'arch': 'cgan'}, ...)), or pass the images alone")
+                             "or 'acgan' (gan_lib.build_models({'arch': 'cgan'}, ...)), or pass the images alone")
         images = check_dataset(dataset[0], name="dataset")
         return [images, check_labels(dataset[1], len(images), k, name="dataset")]
     if k:
-        raise ValueError("the models are conditional (arch cgan) and need a class label per image; give the dataset "
+        raise ValueError("the models are conditional (arch cgan, acgan) and need a class label per image; give the dataset "
                          "as [images, labels] (gan_lib.load_labelled_samples loads both)")
     return check_dataset(dataset, name="dataset")
 

@@ -337,7 +337,7 @@ def test_command_line_trains_a_dcgan(tmp_path, capsys):
 
     assert (panel_of("--arch", "dcgan")["label_smoothing"], panel_of("--arch", "dcgan")["width"]) == (0.1, 64)
     assert panel_of("--arch", "dcgan", "--set", "label_smoothing=0")["label_smoothing"] == 0.0  # a set value wins
-    with pytest.raises(ValueError, match="panel key 'arch' must be one of tutorial, dcgan, cgan, got 'gan'"):
+    with pytest.raises(ValueError, match="panel key 'arch' must be one of tutorial, dcgan, cgan, acgan, got 'gan'"):
         panel_of("--arch", "gan")
     run_dir = tmp_path / "r"
     assert main(["train", "--arch", "dcgan", "--dataset", "shapes", "--limit", "32", "--epochs", "1", "--batch", "32",

@@ -29,9 +29,12 @@ def build_parser():
     t.add_argument("--batch", type=int, metavar="N",
                    help=f"images per batch, even (panel n_batch, default {DEFAULTS['n_batch']})")
     t.add_argument("--latent-dim", type=int, metavar="N", help=f"size of the latent space (default {DEFAULTS['latent_dim']})")
-    t.add_argument("--arch", metavar="tutorial|dcgan", help="the models (panel key arch, default tutorial): the "
-                   "tutorial's, or Radford et al.'s DCGAN (BatchNorm; square images of 4 * 2^k pixels; also "
-                   "turns on label_smoothing 0.1 unless you set it; --set width=N sizes it, default 64). "
+    t.add_argument("--arch", metavar="tutorial|dcgan|cgan|acgan", help="the models (panel key arch, default tutorial): "
+                   "the tutorial's, Radford et al.'s DCGAN (BatchNorm; square images of 4 * 2^k pixels; also "
+                   "turns on label_smoothing 0.1 unless you set it; --set width=N sizes it, default 64), the "
+                   "conditional GAN (both models take the class: a labelled dataset, e.g. shapes, cifar10, mnist, or "
+                   "a folder with one subfolder per class), or the ACGAN (the same G; D also names the class, and both "
+                   "losses add the class's cross-entropy: G learns to draw the class much sooner). "
                    "A resumed run keeps its own")
     t.add_argument("--limit", type=int, metavar="N", help="keep only the first N images (default: all)")
     t.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/DATASET-DATE-TIME); "
@@ -71,9 +74,11 @@ def build_parser():
                        "metrics.json beside the model. Metrics that cannot run here say why; the others still run.")
     e.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder (uses its generator.keras and panel.json's "
                    "dataset) or a .keras file (then give --dataset)")
-    e.add_argument("--metrics", default="modes,domain_fd,memorisation,kid,fid", metavar="LIST",
+    e.add_argument("--metrics", default=None, metavar="LIST",
                    help="comma-separated, from modes, domain_fd, memorisation (shapes, mnist, fashion_mnist: gan_lib's "
-                   "classifier), kid, fid (Inception-v3, ImageNet weights; downloaded once)")
+                   "classifier), kid, fid (Inception-v3, ImageNet weights; downloaded once), conditional_accuracy "
+                   "(a conditional GAN: the share of its images of the class asked for). Default: all of them "
+                   "(conditional_accuracy for a conditional GAN only)")
     e.add_argument("--n", type=int, default=1000, help="generated (and real) images to score (default 1000)")
     e.add_argument("--dataset", metavar="NAME_OR_PATH", help="the real images (default: the run's panel.json)")
     e.add_argument("--weights", metavar="PATH", help="Inception-v3 weights file to use instead of downloading")
@@ -106,6 +111,8 @@ def build_parser():
     g.add_argument("--n", type=int, default=10, help="grid side: n x n images (default 10)")
     g.add_argument("--out", metavar="FILE.png", help="where to save the grid (default: generated.png beside the model)")
     g.add_argument("--seed", type=int, default=None, help="random seed for the latent points")
+    g.add_argument("--label", type=int, default=None, metavar="K", help="a conditional GAN (arch cgan, acgan): draw class K "
+                   "only (default: one row of n images per class, the same latent point down each column)")
     return parser
 
 
@@ -162,8 +169,13 @@ def cmd_train(args):
     log = print if not args.quiet and backend.is_chief() else None
     # before any folder is made; folders of photos are brought to data.folder_size(panel)
     # as stored (uint8, usually): train() scales each batch, so the set takes a quarter of float32's memory
-    x = data.check_dataset(data.load_images(panel["dataset"], panel["limit"], **data.panel_load_options(panel),
-                                            log=log), name=str(panel["dataset"]))
+    if panel["arch"] in ("cgan", "acgan"):  # [images, labels]: a conditional GAN learns the classes too
+        x, y = data.load_labelled_images(panel["dataset"], panel["limit"], **data.panel_load_options(panel), log=log)
+        x = [data.check_dataset(x, name=str(panel["dataset"])), y]
+    else:
+        x = data.check_dataset(data.load_images(panel["dataset"], panel["limit"], **data.panel_load_options(panel),
+                                                log=log), name=str(panel["dataset"]))
+    images = data.images_of(x)
     training.set_seed(panel["seed"], panel["deterministic"])
     import keras
 
@@ -171,11 +183,14 @@ def cmd_train(args):
     models.set_precision(panel["precision"])  # a resumed run's comes from its panel.json (panel_from_args)
     try:  # the models compute in the panel's precision; the global policy goes back afterwards
         with backend.distribute(panel["devices"]):  # the models' variables live on every device they train on
-            g_model, d_model, gan_model = models.build_models(panel, x.shape[1:])  # panel key arch says which
+            # panel key arch says which; a conditional GAN knows as many classes as the labels name
+            g_model, d_model, gan_model = models.build_models(panel, images.shape[1:],
+                                                              data.n_classes(x[1]) if images is not x else 10)
     finally:
         keras.mixed_precision.set_global_policy(before)
     if not args.quiet and backend.is_chief():
-        print(f"training on {panel['dataset']}: {len(x)} images {x.shape[1:]}, writing to {run_dir}")
+        classes = f" in {data.n_classes(x[1])} classes" if images is not x else ""
+        print(f"training on {panel['dataset']}: {len(images)} images {images.shape[1:]}{classes}, writing to {run_dir}")
     training.train(g_model, d_model, gan_model, x, panel=panel, run_dir=run_dir, verbose=0 if args.quiet else 1)
     if backend.is_chief():
         print(f"done: {run_dir} (generator.keras, generated_plot_e*.png, history.csv)")
@@ -309,9 +324,10 @@ def load_generator(path):
 
 
 def cmd_generate(args):
+    import keras
     import numpy as np
 
-    from .data import generate_fake_samples
+    from .data import class_grid, generate_fake_samples, generate_latent_points, images_of, n_classes_of
     from .plots import save_grid
 
     if args.n < 1:
@@ -321,15 +337,28 @@ def cmd_generate(args):
     if args.out and not args.out.lower().endswith((".png", ".jpg", ".jpeg")):
         raise ValueError(f"--out must name a .png or .jpg file, got {args.out!r}")
     g_model, model_path = load_generator(args.model)
-    shape_in, shape_out = tuple(g_model.input_shape), tuple(g_model.output_shape)
+    k = n_classes_of(g_model)  # a conditional generator: [z, class] -> image
+    shape_in = tuple(g_model.input_shape[0] if k else g_model.input_shape)
+    shape_out = tuple(g_model.output_shape)
     if len(shape_in) != 2 or len(shape_out) != 4 or shape_out[-1] not in (1, 3):
         raise ValueError(f"{model_path} is not an image generator: it maps {shape_in} to {shape_out}, "
                          "not latent points (N, latent_dim) to images (N, H, W, 1 or 3)")
-    latent_dim = shape_in[-1]
-    x, _ = generate_fake_samples(g_model, latent_dim, args.n * args.n, np.random.default_rng(args.seed))
+    if args.label is not None and not k:
+        raise ValueError(f"--label {args.label}: {model_path} is not a conditional generator (it takes no class); "
+                         "train one with --arch cgan or acgan, or leave out --label")
+    if args.label is not None and not 0 <= args.label < k:
+        raise ValueError(f"--label must be a class of this generator, 0 to {k - 1}, got {args.label}")
+    latent_dim, rng, rows = shape_in[-1], np.random.default_rng(args.seed), None
+    if k and args.label is None:  # a row per class, the same latent point down each column
+        x = keras.ops.convert_to_numpy(g_model(class_grid(generate_latent_points(latent_dim, args.n, rng), k),
+                                               training=False))
+        rows, what = k, f"{k}x{args.n} images, a row per class,"
+    else:
+        x, _ = generate_fake_samples(g_model, latent_dim, args.n * args.n, rng, classes=args.label)
+        x, what = images_of(x), f"{args.n}x{args.n} images" + (f" of class {args.label}" if k else "")
     out = args.out or os.path.join(os.path.dirname(model_path), "generated.png")
-    save_grid(x, out, args.n)
-    print(f"wrote {out}: {args.n}x{args.n} images from {model_path}")
+    save_grid(x, out, args.n, rows)
+    print(f"wrote {out}: {what} from {model_path}")
 
 
 def cmd_evaluate(args):
@@ -350,10 +379,16 @@ def cmd_evaluate(args):
         raise ValueError(f"{model_path} is not in a run folder, so give the real images with --dataset")
     # The real images must look like the generated ones: the panel's size and channels, or when it says 0 the
     # generator's (a model outside a run folder, or a folder of photos, which training brought to that size).
-    _, h, w, c = g_model.output_shape
+    _, h, w, c = g_model.output_shape  # a conditional G's too: one output, the images
     real = load_real_samples(dataset, 0 if args.dataset else panel["limit"], image_size=panel["image_size"] or h * (h == w),
                              resize=panel["resize"], channels=panel["channels"] or c, log=print)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    from .data import n_classes_of
+    from .evaluate import CONDITIONAL, METRICS
+
+    if args.metrics is None:  # all of them; a conditional GAN is also asked whether it draws the class asked for
+        metrics = [*METRICS, CONDITIONAL] if n_classes_of(g_model) else list(METRICS)
+    else:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     scores, skipped = evaluate_generator(g_model, real, dataset, metrics, args.n, args.weights or "imagenet", args.seed)
     print(f"{model_path} against {dataset} ({len(real)} images), {args.n} generated:")
     for metric in metrics:
@@ -376,7 +411,9 @@ def cmd_evaluate(args):
 
 def _shown(value):
     if isinstance(value, dict):
-        return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+        return ", ".join(f"{k} {_shown(v)}" if isinstance(v, (float, list)) else f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):  # per-class shares
+        return "[" + " ".join("-" if v is None else f"{v:.2f}" for v in value) + "]"
     return f"{value:.4g}"
 
 

@@ -349,11 +349,15 @@ def on_replicas(made, fn, batches):
     """
     if made is None:
         return fn(*batches, 1)
+    import keras
     import tensorflow as tf
 
     def share(*batches):
         context = tf.distribute.get_replica_context()
         n, i = context.num_replicas_in_sync, context.replica_id_in_sync_group
-        return fn(*[b[i * (b.shape[0] // n):(i + 1) * (b.shape[0] // n)] for b in batches], n)
+        def part(b):  # this replica's share of one batch; [images, labels] part by part (a conditional GAN)
+            return keras.tree.map_structure(lambda t: t[i * (t.shape[0] // n):(i + 1) * (t.shape[0] // n)], b)
+
+        return fn(*[part(b) for b in batches], n)
 
     return made.reduce(tf.distribute.ReduceOp.SUM, made.run(share, args=tuple(batches)), axis=None)

@@ -12,7 +12,9 @@ import jax
 import keras
 import numpy as np
 
-from .fused import bce, generator_loss, pixels
+from .data import images_of
+from .fused import discriminator_loss, generator_loss, joined, pixels
+from .models import real_part
 
 
 def scaled(optimizer, values, loss):
@@ -64,35 +66,45 @@ class JaxStep:
         def step_key(base, k):  # step 0 draws with the base key itself: d_steps = g_steps = 1 is the same run as before
             return base if k == 0 else jax.random.fold_in(base, k)
 
+        def classes(base, k, n):  # a conditional GAN's classes for n of G's images (step k), else None
+            return jax.random.randint(step_key(base, k), (n,), 0, f.n_classes, dtype="int32") if f.n_classes else None
+
+        k_fake_class = k_gen_class = None
+        if f.n_classes:  # keys of their own: an unconditional run draws what it drew before
+            key, k_fake_class, k_gen_class = jax.random.split(key, 3)
         if f.batches is None:  # source: the dataset on the device, or this step's streamed half batches
-            x_real = source[jax.random.randint(k_idx, (half * n_d,), 0, source.shape[0])]
+            idx = jax.random.randint(k_idx, (half * n_d,), 0, images_of(source).shape[0])
+            x_real = jax.tree.map(lambda a: a[idx], source)  # images, or [images, labels]
         else:
             x_real = source
-        x_real = pixels(x_real)  # uint8 data: scaled here, on the device
-        draws = []  # per D step: real, fake, their labels
+        x_real = jax.tree.map(pixels, x_real)  # uint8 data: scaled here, on the device (labels as they are)
+        draws = []  # per D step: real, fake (each images or [images, labels]), their 0/1 targets
         for k in range(n_d):
+            real = jax.tree.map(lambda a: a[k * half:(k + 1) * half], x_real)
+            z_fake = f.latent(jax.random.normal(step_key(k_fake, k), (half, f.latent_dim)),
+                              classes(k_fake_class, k, half))
             # G as it trains (BatchNorm on batch statistics, its moving statistics updated), as in fused.FusedStep
-            x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, jax.random.normal(step_key(k_fake, k), (half, f.latent_dim)),
-                                             training=True)
+            x_fake, g_ntv = g.stateless_call(g_tv, g_ntv, z_fake, training=True)
+            x_fake = f.judged(x_fake, z_fake)
             if k == 0:
-                scores, _ = d.stateless_call(d_tv, d_ntv, keras.ops.concatenate([x_real[:half], x_fake]), training=False)
-                scores = scores.reshape(-1)
-            draws.append((x_real[k * half:(k + 1) * half], x_fake,
+                scores, _ = d.stateless_call(d_tv, d_ntv, joined(real, x_fake), training=False)
+                scores = real_part(scores).reshape(-1)
+            draws.append((real, x_fake,
                           f.labels(1.0, half, jax.random.uniform(step_key(k_real_flip, k), (half, 1))),
                           f.labels(0.0, half, jax.random.uniform(step_key(k_fake_flip, k), (half, 1)))))
-        zs = [jax.random.normal(step_key(k_gen, k), (f.n_batch, f.latent_dim)) for k in range(f.g_steps)]
+        zs = [f.latent(jax.random.normal(step_key(k_gen, k), (f.n_batch, f.latent_dim)),
+                       classes(k_gen_class, k, f.n_batch)) for k in range(f.g_steps)]
         if self.batch is not None:  # data parallel: XLA splits the work by these and adds up the gradients
-            draws = [[jax.lax.with_sharding_constraint(a, self.batch) for a in parts] for parts in draws]
-            zs = [jax.lax.with_sharding_constraint(z, self.batch) for z in zs]
+            draws, zs = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, self.batch), (draws, zs))
 
         def d_loss(d_tv, d_ntv, d_opt, x, y):
             p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)
-            loss = bce(y, p)
+            loss = discriminator_loss(y, p)
             return scaled(d.optimizer, d_opt, loss), (loss, d_ntv)
 
         def g_loss(g_tv, g_ntv, d_ntv, g_opt, z):
             x, g_ntv = g.stateless_call(g_tv, g_ntv, z, training=True)
-            p, d_ntv = d.stateless_call(d_tv, d_ntv, x, training=True)  # D's weights: inputs, not differentiated
+            p, d_ntv = d.stateless_call(d_tv, d_ntv, f.judged(x, z), training=True)  # D's weights: not differentiated
             loss = generator_loss(p, f.objective)
             return scaled(f.gan_model.optimizer, g_opt, loss), (loss, g_ntv, d_ntv)
 
@@ -105,7 +117,7 @@ class JaxStep:
         d1, d2, gl = [], [], []
         for x_r, x_f, y_r, y_f in draws:
             if f.mixed:  # one update on both halves, reported as both losses
-                d1.append(d_update(keras.ops.concatenate([x_r, x_f]), keras.ops.concatenate([y_r, y_f])))
+                d1.append(d_update(joined(x_r, x_f), joined(y_r, y_f)))
                 d2.append(d1[-1])
             else:  # two D updates, as the tutorial does
                 d1.append(d_update(x_r, y_r))

@@ -29,8 +29,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 CATS_DOGS = {"cats_vs_dogs": "train", "cats_vs_dogs/cats": "train/cats", "cats_vs_dogs/dogs": "train/dogs"}
 NAMED = ("cifar10", "mnist", "fashion_mnist", "shapes", *CATS_DOGS)
 FOLDER_SIZE = 32  # the side folders of photos are brought to when image_size is 0: the tutorial's models take 32 x 32
-# ...and for each panel 'arch' (the seeds' DCGANs draw 64 x 64; CycleGAN's photos too)
-ARCH_SIZE = {"tutorial": FOLDER_SIZE, "dcgan": 64, "cyclegan": 64}
+# ...and for each panel 'arch' (the seeds' DCGANs draw 64 x 64, CycleGAN's photos too; the conditional GANs are the
+# tutorial's size)
+ARCH_SIZE = {"tutorial": FOLDER_SIZE, "dcgan": 64, "cgan": FOLDER_SIZE, "acgan": FOLDER_SIZE, "cyclegan": 64}
 CACHE_MIN_FILES = 1000  # folders with at least this many images keep their decoded array in the Keras cache
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")  # Pillow modes stored as greyscale
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -138,6 +139,102 @@ def load_real_samples(dataset="cifar10", limit=0, image_size=0, resize="crop", c
     """
     x = load_images(dataset, limit, image_size=image_size, resize=resize, channels=channels, log=log)
     return scale_images(x, name=str(dataset))
+
+
+def load_labelled_images(dataset="shapes", limit=0, image_size=0, resize="crop", channels=0, log=None):
+    """Raw images and their class labels -> (x as stored (usually uint8 (N, H, W, C)), int64 labels (N,)).
+
+    For a conditional GAN (arch 'cgan'). Labelled are: 'shapes' (SHAPES_CLASSES), 'cifar10'
+    (CIFAR10_CLASSES), 'mnist' and 'fashion_mnist' (digits, garments: 0..9), 'cats_vs_dogs'
+    (cats 0, dogs 1), a folder with one subfolder per class (the classes are the sorted
+    subfolder names: folder_classes), an extracted cifar-10-batches-py folder, and an .npz
+    holding `x` and `y`. Anything else is a ValueError saying how to label it. The keyword
+    arguments are load_images'.
+    """
+    check_load_options(image_size, resize, channels)
+    if is_folder(dataset):
+        folder = _cats_dogs_folder(dataset) if dataset in CATS_DOGS else dataset
+        folder_classes(folder)  # a folder without class subfolders: one clear error before any decoding
+        return read_image_folder(folder, image_size or FOLDER_SIZE, resize, channels, limit=limit, log=log,
+                                 labels=True)
+    if dataset == "shapes":
+        x, y = make_shapes(limit or 10000)
+    elif dataset == "cifar10":
+        x, y = read_cifar10_folder(_cifar10_folder(), labels=True)
+    elif dataset in ("mnist", "fashion_mnist"):
+        x, y = _labelled(dataset)
+    elif os.path.isdir(dataset):  # is_folder said no: an extracted CIFAR-10
+        x, y = read_cifar10_folder(dataset, labels=True)
+    elif os.path.isfile(dataset) and dataset.endswith(".npz"):
+        x = _read_npz(dataset, "x")
+        try:
+            y = _read_npz(dataset, "y")
+        except ValueError as e:
+            if "has no array" not in str(e):
+                raise
+            raise ValueError(f"{dataset} holds images `x` but no labels `y`, and a conditional GAN (arch cgan) needs "
+                             "a class per image: save them with np.savez(path, x=images, y=labels), labels 0..K-1, "
+                             "or train an unconditional arch (tutorial, dcgan)") from None
+    else:
+        load_images(dataset)  # raises the error for an unknown name or a file of another kind
+        raise ValueError(f"dataset {dataset!r} has no labels for a conditional GAN")  # not reached
+    y = check_labels(y, len(x), name=str(dataset))
+    x, y = (x[:limit], y[:limit]) if limit else (x, y)
+    if image_size or channels:
+        x = resize_images(x, image_size, resize, channels, log=log)
+    return x, y
+
+
+def load_labelled_samples(dataset="shapes", limit=0, image_size=0, resize="crop", channels=0, log=None):
+    """The conditional tutorial's loader: [images, labels], images float32 (N, H, W, C) in [-1, 1], labels
+    int32 (N,) class indices. See load_labelled_images for the datasets that have labels."""
+    x, y = load_labelled_images(dataset, limit, image_size=image_size, resize=resize, channels=channels, log=log)
+    return [scale_images(x, name=str(dataset)), y.astype(np.int32)]
+
+
+def check_labels(labels, n_images, n_classes=None, name="dataset"):
+    """Class labels for n_images images -> int32 (N,). ValueError when they are missing, not whole numbers,
+    of another length, negative, or (n_classes given) not below n_classes."""
+    if labels is None:
+        raise ValueError(f"{name}: a conditional GAN needs a class label per image; give the dataset as "
+                         "[images, labels] (gan_lib.load_labelled_samples loads both)")
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # (N, 1) -> (N,)
+    if y.ndim != 1:
+        raise ValueError(f"{name}: labels must be one class index per image, shape (N,), got shape {y.shape}; "
+                         "one-hot labels need y.argmax(axis=1)")
+    if len(y) != n_images:
+        raise ValueError(f"{name}: {len(y)} labels for {n_images} images; give one label per image")
+    if y.dtype.kind == "f" and len(y) and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise ValueError(f"{name}: labels must be whole class indices 0..K-1, got values such as {y[y != np.round(y)][:1]}")
+    if y.dtype.kind not in "iuf" and len(y):
+        raise ValueError(f"{name}: labels must be class indices 0..K-1, got dtype {y.dtype}")
+    if len(y) and y.min() < 0:
+        raise ValueError(f"{name}: labels must be class indices 0..K-1, got {y.min()}")
+    if n_classes is not None and len(y) and y.max() >= n_classes:
+        raise ValueError(f"{name}: label {int(y.max())} is out of range for a model of {n_classes} classes "
+                         f"(0..{n_classes - 1}); build the models with n_classes={int(y.max()) + 1} or fix the labels")
+    return y.astype(np.int32)
+
+
+def n_classes(labels):
+    """The number of classes labels 0..K-1 name: K = the largest + 1 (at least 2: a conditional model needs a choice)."""
+    return max(int(np.max(labels)) + 1, 2) if len(labels) else 2
+
+
+def folder_classes(folder):
+    """The class names of a folder with one subfolder per class: its subfolders' names, sorted (hidden ones left out).
+
+    ValueError when it has no subfolder holding images: a conditional GAN needs the classes.
+    """
+    names = sorted(d.name for d in os.scandir(folder) if d.is_dir() and not d.name.startswith(".")
+                   and d.name != "__MACOSX" and _image_files(d.path)) if os.path.isdir(folder) else []
+    if not names:
+        raise ValueError(f"folder {folder!r} has no subfolders of images, so its images have no classes; a "
+                         "conditional GAN (arch cgan) wants one subfolder per class (e.g. photos/cats/*.jpg, "
+                         "photos/dogs/*.jpg), or train an unconditional arch (tutorial, dcgan)")
+    return names
 
 
 def is_folder(dataset):
@@ -317,9 +414,12 @@ class _ArraysOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"CIFAR batch refers to {module}.{name}, which is not allowed")
 
 
-def read_cifar10_folder(folder):
-    """The 50,000 training images from data_batch_1..5 -> uint8 (N, 32, 32, 3)."""
-    parts = []
+def read_cifar10_folder(folder, labels=False):
+    """The 50,000 training images from data_batch_1..5 -> uint8 (N, 32, 32, 3).
+
+    labels=True: (images, int64 labels (N,) in 0..9, CIFAR10_CLASSES' order).
+    """
+    parts, classes = [], []
     for i in range(1, 6):
         path = os.path.join(folder, f"data_batch_{i}")
         if not os.path.exists(path):
@@ -328,9 +428,12 @@ def read_cifar10_folder(folder):
             with open(path, "rb") as f:
                 batch = _ArraysOnly(f, encoding="bytes").load()
             data = np.asarray(batch[b"data"], dtype=np.uint8)
+            classes.append(np.asarray(batch[b"labels"], dtype=np.int64) if labels else None)
         except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path} is not a CIFAR-10 python batch ({e}); download it again") from None
         parts.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # rows are RRR..GGG..BBB
+    if labels:
+        return np.concatenate(parts), np.concatenate(classes)
     return np.concatenate(parts)
 
 
@@ -388,7 +491,7 @@ def _labelled(dataset):
 
 
 def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0, limit=0, workers=0, cache=None,
-                      log=None):
+                      log=None, labels=False):
     """Every image file in a folder and its subfolders, in path order -> uint8 (N, image_size, image_size, C).
 
     Files may have any size and Pillow mode (RGB, RGBA, P, L, CMYK, 16-bit...). Each is
@@ -401,6 +504,9 @@ def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0,
     cache: keep the decoded array as an .npy under the Keras cache and reuse it while
     the folder's files (names, sizes, times) are unchanged; None does it for folders
     of CACHE_MIN_FILES images or more. log: a function given one line about the load.
+    labels=True: (x, int64 labels (N,)), each image's class the index of its subfolder among
+    folder_classes(folder); an image outside the class subfolders is a ValueError. The cache
+    keeps the images alone: the labels follow from the file names, which its listing fixes.
     """
     check_load_options(image_size, resize, channels)
     if image_size < 1:
@@ -409,6 +515,7 @@ def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0,
     files = _image_files(folder)
     if not files:
         raise ValueError(f"folder {folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    file_labels = _file_labels(folder, files) if labels else None
     wanted = min(limit, len(files)) if limit else len(files)
     if cache is None:
         cache = wanted >= CACHE_MIN_FILES
@@ -433,7 +540,23 @@ def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0,
     if log:
         log(f"{folder}: {len(files):,} image files, {len(skipped):,} skipped -> uint8 {x.shape} ({resize}) "
             f"in {time.perf_counter() - start:.1f} s, {where}")
+    if labels:  # the files read: the first `tried`, less the skipped ones, in path order, as decoded
+        gone = set(skipped)
+        return x, np.array([y for f, y in zip(files[:tried], file_labels) if f not in gone], np.int64)[:len(x)]
     return x
+
+
+def _file_labels(folder, files):
+    """The class of each file: the index of its first folder under `folder` among folder_classes(folder)."""
+    index = {name: i for i, name in enumerate(folder_classes(folder))}
+    out = []
+    for path in files:
+        top = os.path.relpath(path, folder).split(os.sep)[0]
+        if top not in index:
+            raise ValueError(f"{path} lies outside the class subfolders of {folder!r} ({', '.join(index)}); move it "
+                             "into the subfolder of its class")
+        out.append(index[top])
+    return out
 
 
 def resize_images(x, image_size, resize="crop", channels=0, workers=0, log=None):
@@ -630,26 +753,80 @@ def generate_real_samples(dataset, n_samples, rng=None):
     """n_samples random real images (with replacement), float32 in [-1, 1], and their labels, ones (n, 1).
 
     dataset: float32 in [-1, 1], or uint8 in [0, 255] scaled here, batch by batch (check_dataset).
+    A labelled dataset [images, classes] (a conditional GAN's) gives ([images, classes], ones):
+    the classes of the images drawn, int32 (n,), go to D with them.
     """
     rng = rng or np.random.default_rng()
+    if isinstance(dataset, (list, tuple)):
+        images, classes = dataset
+        ix = rng.integers(0, images.shape[0], n_samples)
+        return [scale_batch(images[ix]), np.asarray(classes[ix], np.int32)], np.ones((n_samples, 1), dtype=np.float32)
     ix = rng.integers(0, dataset.shape[0], n_samples)
     return scale_batch(dataset[ix]), np.ones((n_samples, 1), dtype=np.float32)
 
 
-def generate_latent_points(latent_dim, n_samples, rng=None):
-    """Points in latent space, standard normal: float32 (n_samples, latent_dim)."""
+def generate_latent_points(latent_dim, n_samples, rng=None, n_classes=0):
+    """Points in latent space, standard normal: float32 (n_samples, latent_dim).
+
+    n_classes > 0 (a conditional GAN's): [points, classes], the classes drawn uniformly, int32 (n,).
+    """
     rng = rng or np.random.default_rng()
-    return rng.standard_normal((n_samples, latent_dim), dtype=np.float32)
+    z = rng.standard_normal((n_samples, latent_dim), dtype=np.float32)
+    if n_classes:
+        return [z, rng.integers(0, n_classes, n_samples).astype(np.int32)]
+    return z
 
 
-def generate_fake_samples(g_model, latent_dim, n_samples, rng=None, training=False):
+def generate_fake_samples(g_model, latent_dim, n_samples, rng=None, training=False, classes=None):
     """n_samples generated images and their labels, zeros (n, 1).
 
     Calls the model directly: `predict` costs tens of milliseconds per call.
     training=True runs G as it trains (BatchNorm on this batch's statistics, which
     also updates its moving statistics): the fakes D learns from (training.train_step).
-    The default, inference mode, is for sampling and scoring.
+    The default, inference mode, is for sampling and scoring. A conditional G (it
+    takes [z, class]) gives ([images, classes], zeros): classes drawn uniformly, or
+    the int (n,) `classes` given.
     """
-    x_input = generate_latent_points(latent_dim, n_samples, rng)
+    k = n_classes_of(g_model)
+    x_input = generate_latent_points(latent_dim, n_samples, rng, n_classes=k)
+    if classes is not None:
+        if not k:
+            raise ValueError(f"classes given, but the generator {g_model.name!r} is not conditional (it takes no label)")
+        x_input[1] = check_labels(np.broadcast_to(classes, (n_samples,)), n_samples, k, name="classes")
     x = keras.ops.convert_to_numpy(g_model(x_input, training=training))
-    return x, np.zeros((n_samples, 1), dtype=np.float32)
+    y = np.zeros((n_samples, 1), dtype=np.float32)
+    return ([x, x_input[1]], y) if k else (x, y)
+
+
+def n_classes_of(model):
+    """How many classes a conditional model (cgan.py: it takes a label, read by an Embedding, or by an ACGAN's D a
+    CategoryEncoding) knows; 0 for others."""
+    if len(getattr(model, "inputs", None) or ()) < 2:  # one input (or a stand-in without Keras inputs)
+        return 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            return int(layer.input_dim)
+        if isinstance(layer, keras.layers.CategoryEncoding):  # an ACGAN's D: the label picks a class probability
+            return int(layer.num_tokens)
+        if isinstance(layer, keras.Model) and n_classes_of(layer):  # a combined model: G inside
+            return n_classes_of(layer)
+    return 0
+
+
+def class_grid(z, n_classes):
+    """Latent points (cols, latent_dim) -> [z (n_classes * cols, latent_dim), classes (n_classes * cols,)]:
+    a conditional G's inputs for a grid with one row per class and the same latent point down each column."""
+    z = np.asarray(z, np.float32)
+    return [np.tile(z, (n_classes, 1)), np.repeat(np.arange(n_classes, dtype=np.int32), len(z))]
+
+
+def images_of(dataset):
+    """The images of a dataset: itself, or the first of a labelled one [images, labels]."""
+    return dataset[0] if isinstance(dataset, (list, tuple)) else dataset
+
+
+def join(a, b):
+    """Two batches one after the other: arrays concatenated, or [images, labels] pairs part by part."""
+    if isinstance(a, (list, tuple)):
+        return [np.concatenate([p, q]) for p, q in zip(a, b, strict=True)]
+    return np.concatenate([a, b])

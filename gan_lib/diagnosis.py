@@ -22,7 +22,7 @@ without progress. Training never stops for a hint.
 
 import numpy as np
 
-from .data import scale_batch
+from .data import images_of, n_classes_of, scale_batch
 
 EVAL_COLUMNS = ("g_grad_norm", "diversity", "modes", "domain_fd")
 N_EVAL = 256  # images generated per measurement (diversity, modes, domain_fd)
@@ -48,11 +48,17 @@ def generator_gradients(g_model, d_model, z, objective="non_saturating"):
 
     G's loss is fused.generator_loss (objective: panel key g_objective). Inference mode:
     no dropout draws and no BatchNorm statistics updates, so measuring changes nothing
-    the training depends on. z: float32 (n, latent_dim).
+    the training depends on. z: float32 (n, latent_dim); a conditional GAN's [z, classes (n,)],
+    the classes given to D too.
     """
     import keras
 
     from .fused import generator_loss
+
+    classes = keras.ops.convert_to_tensor(z[1]) if isinstance(z, (list, tuple)) else None  # beside G's tensor
+
+    def judged(x):  # D's input: G's images, with their classes for a conditional GAN
+        return x if classes is None else [x, classes]
 
     variables = g_model.trainable_variables
     if keras.backend.backend() == "jax":
@@ -62,14 +68,14 @@ def generator_gradients(g_model, d_model, z, objective="non_saturating"):
 
         def loss(values):  # G as a pure function of its weights; D's weights are constants here
             x, _ = g_model.stateless_call(values, rest, z, training=False)
-            return generator_loss(d_model(x, training=False), objective)
+            return generator_loss(d_model(judged(x), training=False), objective)
 
         grads = jax.grad(loss)([v.value for v in variables])
     else:
         from .backend import value_and_gradients
 
         _, grads = value_and_gradients(
-            lambda: generator_loss(d_model(g_model(z, training=False), training=False), objective), variables)
+            lambda: generator_loss(d_model(judged(g_model(z, training=False)), training=False), objective), variables)
     return [np.zeros(v.shape) if g is None else keras.ops.convert_to_numpy(g) for v, g in zip(variables, grads)]
 
 
@@ -82,12 +88,15 @@ def generator_gradient_norm(g_model, d_model, z, objective="non_saturating"):
 class Monitor:
     """Measures a generator during training (the EVAL_COLUMNS) on fixed points, the same every time.
 
-    dataset: the run's images (N, H, W, C), float32 in [-1, 1] or uint8; panel: the run's panel (seed,
-    latent_dim, dataset name). The classifier, where the dataset has one, is made on the
+    dataset: the run's images (N, H, W, C), float32 in [-1, 1] or uint8, or [images, labels] for
+    a conditional GAN; panel: the run's panel (seed, latent_dim, dataset name). A conditional G
+    is measured on the same points with the classes in turn (0, 1, ..., K-1, 0, ...), so every
+    class is drawn equally often. The classifier, where the dataset has one, is made on the
     first measurement (about 10 s the first time, then read from its cache).
     """
 
     def __init__(self, dataset, panel):
+        dataset = images_of(dataset)  # the images: the measurements compare G's with them
         rng = np.random.default_rng([panel["seed"], EVAL_SEED])  # never the run's own generator
         self.z = rng.standard_normal((N_EVAL, panel["latent_dim"]), dtype=np.float32)
         self.real = scale_batch(dataset[np.sort(rng.choice(len(dataset), min(N_EVAL, len(dataset)), replace=False))])
@@ -119,10 +128,16 @@ class Monitor:
 
         from . import metrics, modes
 
-        fake = np.concatenate([keras.ops.convert_to_numpy(g_model(self.z[i:i + 128], training=False))
-                               for i in range(0, len(self.z), 128)]).astype(np.float32)
+        k = n_classes_of(g_model)
+        z = [self.z, np.arange(N_EVAL, dtype=np.int32) % k] if k else self.z  # cgan: the classes in turn
+
+        def part(a, b):
+            return [p[a:b] for p in z] if k else z[a:b]
+
+        fake = np.concatenate([keras.ops.convert_to_numpy(g_model(part(i, i + 128), training=False))
+                               for i in range(0, N_EVAL, 128)]).astype(np.float32)
         row = {
-            "g_grad_norm": generator_gradient_norm(g_model, d_model, self.z[:N_GRAD], self.objective),
+            "g_grad_norm": generator_gradient_norm(g_model, d_model, part(0, N_GRAD), self.objective),
             "diversity": mean_distance(fake) / self.spread if self.spread > 0 else None,
             "modes": None, "domain_fd": None,
         }

@@ -7,14 +7,16 @@ import numpy as np
 
 from . import metrics as inception
 from . import modes
-from .data import DownloadError, generate_fake_samples, generate_real_samples
+from .data import DownloadError, generate_fake_samples, generate_real_samples, images_of, n_classes_of
 from .files import atomic_path, copy_file
+from .models import real_part
 from .plots import save_plot
 
 
 def d_scores(d_model, x):
-    """D's opinion of each image, probability of 'real': float32 (N,). Inference mode (no dropout)."""
-    return keras.ops.convert_to_numpy(d_model(x, training=False)).reshape(-1)
+    """D's opinion of each image, probability of 'real': float32 (N,). Inference mode (no dropout).
+    An ACGAN's D: its first column (models.real_part)."""
+    return keras.ops.convert_to_numpy(real_part(d_model(x, training=False))).reshape(-1)
 
 
 def save_generator(g_model, epoch, run_dir=".", numbered=True):
@@ -47,7 +49,7 @@ def summarize_performance(epoch, g_model, d_model, dataset, latent_dim, n_sample
         print(f">Accuracy real: {acc_real * 100:.0f}%, fake: {acc_fake * 100:.0f}%")
     if plot:
         n = int(np.sqrt(min(n_samples, 49)))
-        save_plot(x_fake, epoch, n=n, run_dir=run_dir)
+        save_plot(images_of(x_fake), epoch, n=n, run_dir=run_dir)
     save_generator(g_model, epoch, run_dir)
     return acc_real, acc_fake
 
@@ -55,6 +57,8 @@ def summarize_performance(epoch, g_model, d_model, dataset, latent_dim, n_sample
 # ---------------------------------------------------------------- scoring a trained generator (python -m gan_lib evaluate)
 
 METRICS = ("modes", "domain_fd", "memorisation", "kid", "fid")  # the classifier's three, then Inception's two
+# ...and for a conditional GAN (cgan.py), the share of its images of the class asked for (modes.conditional_accuracy)
+CONDITIONAL = "conditional_accuracy"
 CLASSIFIED = ("shapes", "mnist", "fashion_mnist")  # datasets gan_lib has a classifier for (gan_lib/modes.py)
 
 
@@ -62,25 +66,36 @@ def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000,
     """Score g_model's images against real images (N, H, W, C) in [-1, 1]; returns (scores, skipped).
 
     scores: {metric: value or dict}; skipped: {metric: one line saying why it could not run
-    here}. A metric that cannot run never stops the others.
+    here}. A metric that cannot run never stops the others. A conditional generator draws
+    the n images for the classes in turn (0, 1, ..., K-1, 0, ...), and its metric
+    conditional_accuracy (not for other generators) is the share the classifier puts in
+    the class asked for (modes.conditional_accuracy; chance is 1 in 10).
     """
-    unknown = [m for m in metrics if m not in METRICS]
+    unknown = [m for m in metrics if m not in (*METRICS, CONDITIONAL)]
     if unknown:
-        raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+        raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join((*METRICS, CONDITIONAL))}")
     if n < 2:
         raise ValueError(f"--n must be at least 2, got {n}")
     rng = np.random.default_rng(seed)
-    fake, _ = generate_fake_samples(g_model, g_model.input_shape[-1], n, rng)
+    k = n_classes_of(g_model)
+    latent_dim = (g_model.input_shape[0] if k else g_model.input_shape)[-1]
+    classes = np.arange(n) % k if k else None  # a conditional G: every class equally often
+    fake, _ = generate_fake_samples(g_model, latent_dim, n, rng, classes=classes)
+    fake = images_of(fake)
     training, real = real, real[rng.choice(len(real), min(n, len(real)), replace=False)]  # n of each: FID's bias
     scores, skipped, cache = {}, {}, {}
     for metric in metrics:
-        if metric in ("modes", "domain_fd", "memorisation") and dataset not in CLASSIFIED:
+        if metric == CONDITIONAL and not k:
+            skipped[metric] = "the generator is not conditional (it takes no class): train one with --arch cgan or acgan"
+            continue
+        if metric in ("modes", "domain_fd", "memorisation", CONDITIONAL) and dataset not in CLASSIFIED:
             skipped[metric] = f"needs a dataset gan_lib has a classifier for ({', '.join(CLASSIFIED)}), not {dataset!r}"
             continue
         if metric in ("kid", "fid") and metric in skipped:
             continue
         try:
-            scores[metric] = _score(metric, real, fake, training, dataset, weights, seed, cache)
+            scores[metric] = (modes.conditional_accuracy(fake, classes, dataset) if metric == CONDITIONAL
+                              else _score(metric, real, fake, training, dataset, weights, seed, cache))
         except (DownloadError, ValueError) as e:  # no network for the Inception weights or the MNIST labels, ...
             reason = " ".join(str(e).split())
             for m in (("kid", "fid") if metric in ("kid", "fid") else (metric,)):

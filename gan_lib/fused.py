@@ -16,6 +16,8 @@ Two D updates, then one G update, with binary cross-entropy and each model's own
 compiled optimizer: the tutorial's semantics, without the host round trips. As in
 the loop, panel keys d_steps and g_steps repeat steps 2-3 and step 4 (new draws each
 time), and mixed_batch makes steps 2-3 one update on both half batches.
+A conditional GAN (cgan.py; dataset [images, labels]) does the same with the class beside
+every image: the real images' own, drawn uniformly on the device for G's images.
 Losses stay on the device until the caller reads them (FusedStep.read).
 """
 
@@ -25,6 +27,8 @@ import keras
 import numpy as np
 
 from . import backend
+from .data import images_of, n_classes_of
+from .models import class_loss, real_part
 
 # what one step returns, in this order: the history's per-batch values
 VALUES = ("d_loss_real", "d_loss_fake", "g_loss", "d_x", "d_g_z", "acc_real", "acc_fake")
@@ -50,6 +54,12 @@ def bce(y, p):
     return keras.ops.mean(keras.losses.binary_crossentropy(y, p))
 
 
+def discriminator_loss(y, out):
+    """D's loss on one batch, targets y (n, 1): binary cross-entropy of its scores, what train_on_batch
+    reports; an ACGAN's D (output [P(real), q]) adds the class's cross-entropy (models.acgan_loss)."""
+    return bce(y, real_part(out)) + keras.ops.mean(class_loss(out))
+
+
 def generator_loss(p, objective="non_saturating"):
     """G's loss from D's scores p (n, 1) for G's images.
 
@@ -57,10 +67,27 @@ def generator_loss(p, objective="non_saturating"):
     trains G. saturating: mean log(1 - D(G(z))), the minimax objective of Goodfellow et al.
     (2014), minus the cross-entropy against label 0; its gradient vanishes when D is sure
     the images are fake (D(G(z)) near 0), which is why nobody trains with it.
+    An ACGAN's D gives (n, 2), [P(real), q]: either one plus the class's cross-entropy, -mean log q.
     """
+    p, classes = real_part(p), keras.ops.mean(class_loss(p))
     if objective == "saturating":
-        return -bce(keras.ops.zeros_like(p), p)
-    return bce(keras.ops.ones_like(p), p)
+        return -bce(keras.ops.zeros_like(p), p) + classes
+    return bce(keras.ops.ones_like(p), p) + classes
+
+
+def joined(a, b):
+    """a and b end to end along the batch: arrays, or [images, labels] part by part (a conditional GAN)."""
+    return keras.tree.map_structure(lambda x, y: keras.ops.concatenate([x, y]), a, b)
+
+
+def stacked(parts):
+    """The steps' batches (each an array or [images, labels]) stacked on axis 1: (batch, steps, ...)."""
+    return keras.tree.map_structure(lambda *a: keras.ops.stack(a, axis=1), *parts)
+
+
+def step_k(batch, k):
+    """Step k's batch out of a stacked one (stacked): batch[:, k], part by part."""
+    return keras.tree.map_structure(lambda a: a[:, k], batch)
 
 
 class FusedStep:
@@ -72,8 +99,10 @@ class FusedStep:
 
     def __init__(self, g_model, d_model, gan_model, dataset, panel):
         self.g_model, self.d_model, self.gan_model = g_model, d_model, gan_model
-        if backend.fits_on_device(dataset.nbytes):
-            self.data, self.batches = keras.ops.convert_to_tensor(dataset), None  # (N, H, W, C), on the device once
+        self.n_classes = n_classes_of(g_model)  # 0, or a conditional GAN's classes: dataset is [images, labels]
+        if backend.fits_on_device(sum(np.asarray(a).nbytes for a in keras.tree.flatten(dataset))):
+            # (N, H, W, C), or [images, labels (N,)], on the device once
+            self.data, self.batches = keras.tree.map_structure(keras.ops.convert_to_tensor, dataset), None
         else:  # too big: real half batches come from the host, each made while the step before it runs
             self.data, self.batches = None, Batches(dataset, panel["n_batch"] // 2 * panel["d_steps"], panel["seed"])
         self.seed_value = panel["seed"]
@@ -129,25 +158,42 @@ class FusedStep:
             model.optimizer.apply(grads, variables)
         return loss
 
+    def latent(self, z, classes):
+        """G's input: the latent points z (n, latent_dim), or for a conditional GAN [z, classes]."""
+        return [z, classes] if self.n_classes else z
+
+    def judged(self, x, z):
+        """D's input for G's images x made from latent input z: x, or for a conditional GAN [x, z's classes]."""
+        return [x, z[1]] if self.n_classes else x
+
+    def _classes(self, n):
+        """n classes drawn uniformly for G's images (a conditional GAN), else None (nothing drawn)."""
+        return keras.random.randint((n,), 0, self.n_classes, seed=self.seed, dtype="int32") if self.n_classes else None
+
     def _step(self, source):
-        """source: the whole dataset on the device, or this step's real half batches (streamed from the host)."""
+        """source: the whole dataset on the device, or this step's real half batches (streamed from the host);
+        a conditional GAN's: [images, labels]."""
         half, n_d = self.n_batch // 2, self.d_steps
         g, d = self.g_model, self.d_model
         if self.batches is None:
-            idx = keras.random.randint((half * n_d,), 0, keras.ops.shape(source)[0], seed=self.seed)
-            x_real = keras.ops.take(source, idx, axis=0)
+            idx = keras.random.randint((half * n_d,), 0, keras.ops.shape(images_of(source))[0], seed=self.seed)
+            x_real = keras.tree.map_structure(lambda a: keras.ops.take(a, idx, axis=0), source)
         else:
             x_real = source
-        x_real = pixels(x_real)  # (d_steps * half, H, W, C) float32 in [-1, 1]
-        draws = []  # per D step: real, fake, their labels
+        # (d_steps * half, H, W, C) float32 in [-1, 1]; a conditional GAN's labels as they are
+        x_real = keras.tree.map_structure(pixels, x_real)
+        draws = []  # per D step: real, fake (each images or [images, labels]), their 0/1 targets
         for k in range(n_d):
-            x_fake = g(keras.random.normal((half, self.latent_dim), seed=self.seed), training=True)  # as G trains (dcgan.py)
+            real = keras.tree.map_structure(lambda a: a[k * half:(k + 1) * half], x_real)
+            z_fake = self.latent(keras.random.normal((half, self.latent_dim), seed=self.seed), self._classes(half))
+            x_fake = self.judged(g(z_fake, training=True), z_fake)  # G as it trains (dcgan.py)
             if k == 0:  # D's scores before it learns in this iteration (history only)
-                scores = keras.ops.reshape(d(keras.ops.concatenate([x_real[:half], x_fake]), training=False), (-1,))
-            draws.append((x_real[k * half:(k + 1) * half], x_fake, self._labels(1.0, half), self._labels(0.0, half)))
-        zs = [keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed) for _ in range(self.g_steps)]
+                scores = keras.ops.reshape(real_part(d(joined(real, x_fake), training=False)), (-1,))
+            draws.append((real, x_fake, self._labels(1.0, half), self._labels(0.0, half)))
+        zs = [self.latent(keras.random.normal((self.n_batch, self.latent_dim), seed=self.seed), self._classes(self.n_batch))
+              for _ in range(self.g_steps)]
         # (batch, steps, ...): the batch stays on axis 0, which on_replicas splits over the devices
-        batches = [keras.ops.stack(list(parts), axis=1) for parts in zip(*draws)] + [keras.ops.stack(zs, axis=1)]
+        batches = [stacked(parts) for parts in zip(*draws)] + [stacked(zs)]
         # the updates: once per device on its share of each batch (on one device, all of it)
         d1, d2, g_loss = keras.ops.unstack(backend.on_replicas(self.strategy, self._updates, batches))
         return self.values(d1, d2, g_loss, scores[:half], scores[half:])
@@ -161,22 +207,22 @@ class FusedStep:
         d_vars = d.trainable_variables
 
         def d_loss(x, y):
-            return lambda: bce(y, d(x, training=True)) / n
+            return lambda: discriminator_loss(y, d(x, training=True)) / n
 
         def g_loss(z):
-            return lambda: generator_loss(d(g(z, training=True), training=True), self.objective) / n
+            return lambda: generator_loss(d(self.judged(g(z, training=True), z), training=True), self.objective) / n
 
         d1, d2, gl = [], [], []
         for k in range(self.d_steps):
-            xr, xf, yr, yf = x_real[:, k], x_fake[:, k], y_real[:, k], y_fake[:, k]
+            xr, xf, yr, yf = (step_k(a, k) for a in (x_real, x_fake, y_real, y_fake))
             if self.mixed:  # one update on both halves: d_loss_real and d_loss_fake both report it
-                d1.append(self._learn(d, d_vars, d_loss(keras.ops.concatenate([xr, xf]), keras.ops.concatenate([yr, yf]))))
+                d1.append(self._learn(d, d_vars, d_loss(joined(xr, xf), joined(yr, yf))))
                 d2.append(d1[-1])
             else:
                 d1.append(self._learn(d, d_vars, d_loss(xr, yr)))
                 d2.append(self._learn(d, d_vars, d_loss(xf, yf)))
         for k in range(self.g_steps):
-            gl.append(self._learn(self.gan_model, g.trainable_variables, g_loss(z[:, k])))
+            gl.append(self._learn(self.gan_model, g.trainable_variables, g_loss(step_k(z, k))))
         return keras.ops.stack([keras.ops.mean(keras.ops.stack(losses)) for losses in (d1, d2, gl)])
 
     def __call__(self, step=0):
@@ -217,9 +263,9 @@ class Batches:
         self.ahead = None  # (k, future of step k's batch)
 
     def make(self, k):
-        """Step k's half batch, (half, H, W, C), copied to the device."""
-        idx = np.random.default_rng([self.seed, k]).integers(0, len(self.dataset), self.half)
-        return keras.ops.convert_to_tensor(self.dataset[idx])
+        """Step k's half batch, (half, H, W, C) (a conditional GAN's: [images, labels (half,)]), copied to the device."""
+        idx = np.random.default_rng([self.seed, k]).integers(0, len(images_of(self.dataset)), self.half)
+        return keras.tree.map_structure(lambda a: keras.ops.convert_to_tensor(a[idx]), self.dataset)
 
     def __call__(self, k):
         batch = self.ahead[1].result() if self.ahead and self.ahead[0] == k else self.make(k)

@@ -150,14 +150,70 @@ class CombinedGAN(keras.Sequential):
         return [v for v in self.weights if id(v) not in ids]
 
 
+def real_part(out):
+    """D's probability that each image is real, (n, 1): D's output, or an ACGAN D's first column.
+
+    An ACGAN's D (cgan.define_acgan_discriminator) outputs (n, 2): [P(real), q], q the
+    probability its class head gives the class asked for. Other D's output (n, 1), returned as it is.
+    """
+    return out if out.shape[-1] == 1 else out[:, :1]
+
+
+def class_loss(out):
+    """An ACGAN D's classification loss per image, -log q, (n,): the sparse categorical cross-entropy of the class
+    asked for (q: its output's second column, see real_part). 0.0 for a D with one output column."""
+    if out.shape[-1] == 1:
+        return 0.0
+    return -keras.ops.log(keras.ops.clip(out[:, 1], 1e-7, 1.0))  # clipped as Keras clips probabilities
+
+
+@keras.saving.register_keras_serializable(package="gan_lib")
+def acgan_loss(y_true, y_pred):
+    """An ACGAN's loss per image (Odena et al. 2017), D's and G's: binary cross-entropy of P(real) against
+    y_true (1 real, 0 fake; G trains with 1) plus the cross-entropy of the class asked for (class_loss)."""
+    return keras.losses.binary_crossentropy(y_true, real_part(y_pred)) + class_loss(y_pred)
+
+
+@keras.saving.register_keras_serializable(package="gan_lib")
+def real_accuracy(y_true, y_pred):
+    """D's accuracy at real vs fake, P(real) > 0.5 against y_true > 0.5: an ACGAN D's metric (its class
+    column left out)."""
+    right = (real_part(y_pred) > 0.5) == (keras.ops.convert_to_tensor(y_true) > 0.5)
+    return keras.ops.mean(keras.ops.cast(right, "float32"), axis=-1)
+
+
 def saturating_loss(y_true, y_pred):
     """log(1 - D(G(z))) per image: G's loss in the original minimax game (y_true is not used).
 
     Minimised, it pushes D(G(z)) up like the tutorial's loss, but its gradient vanishes
     when D is sure G's images are fake. Written as minus the cross-entropy against label 0
-    so Keras computes it stably (from D's logits on TensorFlow).
+    so Keras computes it stably (from D's logits on TensorFlow). An ACGAN's (D outputs
+    [P(real), q]) adds the class's cross-entropy, as acgan_loss does.
     """
-    return -keras.losses.binary_crossentropy(keras.ops.zeros_like(y_pred), y_pred)
+    p = real_part(y_pred)
+    return -keras.losses.binary_crossentropy(keras.ops.zeros_like(p), p) + class_loss(y_pred)
+
+
+class ConditionalGAN(keras.Model):
+    """The conditional GAN's combined model (cgan.py): [z, label] -> D(G(z, label), label), training G only.
+
+    The label goes to both: G draws an image of that class, D judges it as one. The same
+    four properties as CombinedGAN make only G's weights trainable here, while D keeps
+    learning through its own train_on_batch.
+    """
+
+    def __init__(self, g_model, d_model, **kwargs):
+        z = keras.Input(shape=tuple(g_model.inputs[0].shape[1:]), name="latent")  # (latent_dim,)
+        label = keras.Input(shape=(), dtype="int32", name="label")  # (n,) class indices
+        super().__init__([z, label], d_model([g_model([z, label]), label]), **kwargs)
+        self.g_model = g_model
+        self.d_model = d_model
+
+    _g_ids = CombinedGAN._g_ids
+    trainable_variables = CombinedGAN.trainable_variables
+    trainable_weights = CombinedGAN.trainable_weights
+    non_trainable_variables = CombinedGAN.non_trainable_variables
+    non_trainable_weights = CombinedGAN.non_trainable_weights
 
 
 def define_gan(g_model, d_model, lr=0.0002, beta_1=0.5, loss="binary_crossentropy"):
@@ -166,9 +222,13 @@ def define_gan(g_model, d_model, lr=0.0002, beta_1=0.5, loss="binary_crossentrop
     Compiled with binary cross-entropy and Adam: trained with labels 1, that is G's
     non-saturating loss; loss=saturating_loss gives the minimax game's original one
     (panel key g_objective). d_model keeps learning through its own train_on_batch,
-    whichever model is trained first.
+    whichever model is trained first. A conditional G (it takes [z, label]: cgan.py)
+    gets ConditionalGAN, [z, label] -> D(G(z, label), label).
     """
-    model = CombinedGAN(g_model, d_model, name="gan")
+    if len(g_model.inputs) == 2:
+        model = ConditionalGAN(g_model, d_model, name="gan")
+    else:
+        model = CombinedGAN(g_model, d_model, name="gan")
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
     model.compile(loss=loss, optimizer=opt)
     return model
@@ -184,11 +244,13 @@ CYCLEGAN_ELSEWHERE = ("arch 'cyclegan' translates between two image domains with
                       "`python -m gan_lib cyclegan DIR_A DIR_B` (or `--task shapes`), or gan_lib.train_cyclegan in Python")
 
 
-def build_models(panel, in_shape):
+def build_models(panel, in_shape, n_classes=10):
     """(g_model, d_model, gan_model) of the panel's arch for images in_shape (H, W, C), compiled.
 
     arch 'tutorial': define_discriminator, define_generator (width is not used); arch
-    'dcgan': gan_lib.dcgan's, with the panel's width. Both are compiled with the
+    'dcgan': gan_lib.dcgan's, with the panel's width; arch 'cgan': gan_lib.cgan's conditional
+    models for n_classes classes (the labelled data's: data.n_classes); arch 'acgan': the same G
+    with the ACGAN's D, which also classifies (acgan_loss). All are compiled with the
     panel's d_lr, g_lr and beta_1, and joined by define_gan. The command line calls
     this; call it in a notebook to get the same models:
     `g_model, d_model, gan_model = build_models(panel, dataset.shape[1:])`.
@@ -203,6 +265,12 @@ def build_models(panel, in_shape):
 
         d_model = define_dcgan_discriminator(in_shape, panel["width"], lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_dcgan_generator(panel["latent_dim"], in_shape, panel["width"])
+    elif panel["arch"] in ("cgan", "acgan"):
+        from .cgan import define_acgan_discriminator, define_cgan_discriminator, define_cgan_generator  # imports us
+
+        define_d = define_acgan_discriminator if panel["arch"] == "acgan" else define_cgan_discriminator
+        d_model = define_d(in_shape, n_classes, lr=panel["d_lr"], beta_1=panel["beta_1"])
+        g_model = define_cgan_generator(panel["latent_dim"], n_classes, in_shape)  # the same G for both
     else:
         d_model = define_discriminator(in_shape, lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_generator(panel["latent_dim"], out_shape=in_shape)
@@ -210,8 +278,11 @@ def build_models(panel, in_shape):
 
 
 def gan_loss(panel):
-    """The combined model's loss for panel key g_objective: saturating_loss, or the tutorial's cross-entropy."""
-    return saturating_loss if panel["g_objective"] == "saturating" else "binary_crossentropy"
+    """The combined model's loss for panel keys g_objective and arch: saturating_loss (an ACGAN's adds the class's
+    cross-entropy), acgan_loss for an ACGAN, or the tutorial's cross-entropy."""
+    if panel["g_objective"] == "saturating":
+        return saturating_loss
+    return acgan_loss if panel.get("arch") == "acgan" else "binary_crossentropy"
 
 
 def apply_panel_optimizers(d_model, gan_model, panel, explicit=()):

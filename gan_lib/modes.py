@@ -249,6 +249,23 @@ def mode_count(images, dataset="shapes", classifier=None, threshold=0.01, refere
     }
 
 
+def conditional_accuracy(images, classes, dataset="shapes", classifier=None):
+    """A conditional GAN's score: the share of its images the classifier puts in the class they were drawn for.
+
+    images: float32 (N, 32, 32, C) in [-1, 1], drawn for classes int (N,) (the dataset's own
+    class indices: SHAPES_CLASSES for shapes, digits for mnist, garments for fashion_mnist).
+    Chance is 1/10. Returns {"accuracy": share, "per_class": share per class (10,), list}.
+    """
+    model = _model(dataset, classifier)
+    classes = np.asarray(classes).reshape(-1)
+    if len(classes) != len(images):
+        raise ValueError(f"{len(classes)} classes for {len(images)} images; give the class each image was drawn for")
+    right = _predict(model, _images_for(model, images, "images")).argmax(axis=1) == classes
+    k = int(model.output_shape[-1])
+    per_class = [float(right[classes == c].mean()) if (classes == c).any() else None for c in range(k)]
+    return {"accuracy": float(right.mean()), "per_class": per_class}
+
+
 def features(images, dataset="shapes", classifier=None):
     """The classifier's penultimate layer for each image: float64 (N, 64) for gan_lib's classifiers
     (the layer before the last of any classifier given), for a domain Frechet distance."""

@@ -28,6 +28,8 @@ DEFAULTS = {
     "deterministic": True,  # command line: ask the backend for deterministic kernels (in Python: set_seed's argument)
     # the models (command line: --arch; gan_lib.build_models reads these)
     "arch": "tutorial",  # tutorial (the CIFAR-10 tutorial's models) | dcgan (Radford et al.'s, with BatchNorm; gan_lib/dcgan.py)
+    # | cgan (Mirza and Osindero's conditional GAN: both models take the class label; gan_lib/cgan.py)
+    # | acgan (Odena et al.'s auxiliary classifier GAN: cgan's G, and a D that also names the class; gan_lib/cgan.py)
     # | cyclegan (two domains; python -m gan_lib cyclegan, gan_lib/cycle_training.py)
     "width": 64,  # dcgan: filters of D's first layer (doubling per layer) and of G's last hidden one
     # cyclegan: filters of the first layers of G, F, D_A and D_B (default 32)
@@ -70,6 +72,8 @@ OBJECTIVES = ("non_saturating", "saturating")
 ARCH_DEFAULTS = {
     "tutorial": {},
     "dcgan": {"label_smoothing": 0.1, "d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5},
+    "cgan": {},  # the tutorial's settings: the Keras book's cGAN trains with them
+    "acgan": {},  # the same
     # cyclegan: Zhu et al.'s translation between two image domains (gan_lib/cyclegan.py; `python -m gan_lib cyclegan`,
     # not `train`): Adam 0.0002, beta_1 0.5 (the paper's); width 32 (the paper's 64, scaled down for 32 x 32 and
     # 64 x 64 images); 8 images of each domain per step (the paper's batch is 1; instance norm does not mind).

@@ -9,31 +9,35 @@ import numpy as np
 from .files import atomic_path
 
 
-def image_grid(examples, n):
-    """First n*n images (N, H, W, C) in [-1, 1] -> one uint8 picture (n*H, n*W, C)."""
-    x = np.asarray(examples)[: n * n]
-    if len(x) < n * n:
-        raise ValueError(f"an {n}x{n} grid needs {n * n} images, got {len(x)}")
+def image_grid(examples, n, rows=None):
+    """First rows*n images (N, H, W, C) in [-1, 1] -> one uint8 picture (rows*H, n*W, C), row by row.
+
+    rows defaults to n: a square grid. (A conditional GAN's grid: a row per class.)
+    """
+    rows = rows or n
+    x = np.asarray(examples)[: rows * n]
+    if len(x) < rows * n:
+        raise ValueError(f"a {rows}x{n} grid needs {rows * n} images, got {len(x)}")
     x = np.clip((x + 1) * 127.5, 0, 255).round().astype(np.uint8)  # [-1, 1] -> [0, 255]
     _, h, w, c = x.shape
-    return x.reshape(n, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n * h, n * w, c)
+    return x.reshape(rows, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, n * w, c)
 
 
-def save_plot(examples, epoch, n=7, run_dir="."):
+def save_plot(examples, epoch, n=7, run_dir=".", rows=None):
     """The tutorial's grid: n x n generated images, saved as generated_plot_eNNN.png (epoch + 1).
 
-    Returns the path written.
+    rows: that many rows of n instead (a conditional GAN's: one per class). Returns the path written.
     """
     path = os.path.join(run_dir, f"generated_plot_e{epoch + 1:03d}.png")
-    save_grid(examples, path, n)
+    save_grid(examples, path, n, rows)
     return path
 
 
-def save_grid(examples, path, n):
-    """n x n grid of images in [-1, 1], written atomically as a PNG, each pixel drawn 2x2."""
+def save_grid(examples, path, n, rows=None):
+    """n x n (or rows x n) grid of images in [-1, 1], written atomically as a PNG, each pixel drawn 2x2."""
     from PIL import Image
 
-    grid = image_grid(examples, n)
+    grid = image_grid(examples, n, rows)
     im = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     im = im.resize((im.width * 2, im.height * 2), Image.NEAREST)
     with atomic_path(path) as tmp:

@@ -21,7 +21,17 @@ import numpy as np
 from . import backend
 from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
 from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
-from .data import check_dataset, generate_fake_samples, generate_latent_points, generate_real_samples
+from .data import (
+    check_dataset,
+    check_labels,
+    class_grid,
+    generate_fake_samples,
+    generate_latent_points,
+    generate_real_samples,
+    images_of,
+    join,
+    n_classes_of,
+)
 from .diagnosis import EVAL_COLUMNS, Monitor, diagnose
 from .evaluate import d_scores, save_generator, summarize_performance
 from .fused import FusedStep
@@ -55,6 +65,9 @@ def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, p
     updates, or one on both together with panel['mixed_batch']), then G panel['g_steps']
     times (each on n_batch new latent points). The losses returned are the means over
     those steps; with mixed_batch, d_loss_real and d_loss_fake both hold the one batch's loss.
+
+    A conditional GAN (cgan.py; dataset [images, labels]) runs the same steps with the
+    class beside each image: the real images' own, uniformly drawn ones for G's images.
     """
     half_batch = n_batch // 2
     d_losses = []  # (real, fake) per D step
@@ -64,7 +77,7 @@ def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, p
         # step optimizes, not from inference-mode ones, whose lagging moving statistics make them different images
         x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng, training=True)
         if k == 0:  # D's opinion before it learns in this iteration; accuracy against hard 0/1 labels
-            scores = d_scores(d_model, np.concatenate([x_real, x_fake]))
+            scores = d_scores(d_model, join(x_real, x_fake))
             real_scores, fake_scores = scores[:half_batch], scores[half_batch:]
         # best practices (off by default): one-sided label smoothing, flipped labels
         y_real = y_real * (1.0 - panel["label_smoothing"])
@@ -72,7 +85,7 @@ def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, p
             y_real = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 0.0, y_real).astype(np.float32)
             y_fake = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 1.0, y_fake).astype(np.float32)
         if panel["mixed_batch"]:  # one update on real and fake together (BatchNorm would see them mixed)
-            loss, _ = d_model.train_on_batch(np.concatenate([x_real, x_fake]), np.concatenate([y_real, y_fake]))
+            loss, _ = d_model.train_on_batch(join(x_real, x_fake), np.concatenate([y_real, y_fake]))
             d_losses.append((float(loss), float(loss)))
         else:  # the tutorial's: a real half batch, then a fake one
             d_loss1, _ = d_model.train_on_batch(x_real, y_real)
@@ -80,7 +93,7 @@ def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, p
             d_losses.append((float(d_loss1), float(d_loss2)))
     g_losses = []
     for _ in range(panel["g_steps"]):
-        x_gan = generate_latent_points(latent_dim, n_batch, rng)
+        x_gan = generate_latent_points(latent_dim, n_batch, rng, n_classes=n_classes_of(g_model))  # [z, classes] for cgan
         y_gan = np.ones((n_batch, 1), dtype=np.float32)
         g_losses.append(float(gan_model.train_on_batch(x_gan, y_gan)))
     d_loss1, d_loss2 = np.mean(d_losses, axis=0)  # the mean of one value is that value, exactly
@@ -91,10 +104,39 @@ def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, p
     }
 
 
+def check_training_data(dataset, g_model, d_model):
+    """The dataset checked (data.check_dataset; labels: check_labels): images (N, H, W, C), float32 in [-1, 1] or
+    uint8, or for a conditional GAN [images, int32 labels (N,)]. ValueError when the data and the models disagree
+    about labels."""
+    k, d_k = n_classes_of(g_model), n_classes_of(d_model)
+    if bool(k) != bool(d_k) or (k and k != d_k):
+        raise ValueError(f"the generator knows {k or 'no'} classes but the discriminator {d_k or 'no'}; build both "
+                         "with the same n_classes (gan_lib.build_models does it)")
+    if isinstance(dataset, (list, tuple)):
+        if len(dataset) != 2:
+            raise ValueError(f"a labelled dataset is [images, labels], got {len(dataset)} parts")
+        if not k:
+            raise ValueError("the dataset has labels but the models are not conditional; build them with arch 'cgan' "
+                             "or 'acgan' (gan_lib.build_models({'arch': 'cgan'}, ...)), or pass the images alone")
+        images = check_dataset(dataset[0], name="dataset")
+        return [images, check_labels(dataset[1], len(images), k, name="dataset")]
+    if k:
+        raise ValueError("the models are conditional (arch cgan, acgan) and need a class label per image; give the dataset "
+                         "as [images, labels] (gan_lib.load_labelled_samples loads both)")
+    return check_dataset(dataset, name="dataset")
+
+
+def first_input_shape(model):
+    """A model's input shape without the batch axis; a conditional model's first (latent points, images)."""
+    shape = model.input_shape
+    return tuple((shape[0] if isinstance(shape, list) else shape)[1:])
+
+
 def check_models(g_model, d_model, dataset, latent_dim):
     """ValueError when the data, latent size and the two models do not fit together."""
-    g_in, g_out = tuple(g_model.input_shape[1:]), tuple(g_model.output_shape[1:])
-    d_in = tuple(d_model.input_shape[1:])
+    dataset = images_of(dataset)
+    g_in, g_out = first_input_shape(g_model), tuple(g_model.output_shape[1:])
+    d_in = first_input_shape(d_model)
     if g_in != (latent_dim,):
         raise ValueError(
             f"the generator takes latent points of size {g_in[0]}, but latent_dim is {latent_dim}; "
@@ -152,7 +194,7 @@ class Run:
     panel: dict
     models: tuple  # (g_model, d_model, gan_model)
     rng: np.random.Generator  # every draw: real images, latent points, label noise
-    fixed_z: np.ndarray  # (grid**2, latent_dim): the same latent points for every saved grid
+    fixed_z: np.ndarray  # (grid**2, latent_dim): the same latent points for every saved grid; cgan: (grid, latent_dim)
     history: list  # one dict per batch, HISTORY_COLUMNS
     epoch0: int = 0  # where this call starts: epochs completed...
     batch0: int = 0  # ...and batches of the next epoch already done
@@ -171,7 +213,8 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     """Train with the tutorial's loop; returns the per-batch history (list of dicts).
 
     dataset: float32 (N, H, W, C) in [-1, 1], or uint8 in [0, 255], kept as uint8
-    (a quarter of the memory) and scaled per batch, on the device in the fused step. latent_dim, n_epochs and n_batch,
+    (a quarter of the memory) and scaled per batch, on the device in the fused step; for a
+    conditional GAN (arch cgan) [images, labels], labels int (N,) class indices. latent_dim, n_epochs and n_batch,
     when given, override the panel. The panel's d_lr, g_lr and beta_1 are applied
     to the compiled optimizers (see models.apply_panel_optimizers). Writes to
     run_dir (default: a new folder in outputs/): image grids, generator .keras
@@ -186,10 +229,10 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
         given = {**load_panel(run_dir), "epochs": 0, **given}  # a resumed run keeps its own settings unless told
     explicit = set(given)  # keys the caller chose or the run recorded, as opposed to defaults
     panel = check_panel(given)
-    dataset = check_dataset(dataset, name="dataset")  # uint8 stays uint8: scaled per batch
-    if panel["n_batch"] > len(dataset):
+    dataset = check_training_data(dataset, g_model, d_model)  # uint8 stays uint8: scaled per batch
+    if panel["n_batch"] > len(images_of(dataset)):
         raise ValueError(
-            f"panel key 'n_batch' is {panel['n_batch']} but the dataset has only {len(dataset)} images; "
+            f"panel key 'n_batch' is {panel['n_batch']} but the dataset has only {len(images_of(dataset))} images; "
             "lower n_batch or use more images"
         )
     check_models(g_model, d_model, dataset, panel["latent_dim"])
@@ -251,7 +294,8 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None, datas
         if panel["load_weights"]:
             apply_panel_optimizers(models[1], models[2], panel, explicit)
         rng = np.random.default_rng(panel["seed"])
-        fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** 2, rng)  # the same faces every epoch
+        # the same faces every epoch; cgan: one latent point per column, drawn in every class's row (class_grid)
+        fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** (1 if n_classes_of(models[0]) else 2), rng)
         return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused, monitor=monitor)
     saved = load_panel(run_dir)
     # what each step draws, the grid's fixed latent points, and the arithmetic the run was made with
@@ -287,7 +331,7 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None, datas
 def train_epoch(run, dataset, epoch, verbose):
     """The batches of one epoch (0-based), from run.batch0 on; checkpoints every checkpoint_every batches."""
     panel, (g_model, d_model, gan_model) = run.panel, run.models
-    bat_per_epo = len(dataset) // panel["n_batch"]
+    bat_per_epo = len(images_of(dataset)) // panel["n_batch"]
     progress = Progress(epoch + 1, panel["n_epochs"], bat_per_epo, done=run.batch0, verbose=verbose)
     # what the optimizers really use (read from them, not from the panel), recorded with every batch
     lrs = {key: float(f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.7g}")  # float32 digits
@@ -346,8 +390,10 @@ def end_epoch(run, dataset, epoch, verbose):
     """After epoch (0-based): the grid, D's accuracy and the generator files, the curves, a checkpoint."""
     panel, (g_model, d_model, _) = run.panel, run.models
     if panel["save_freq"] and (epoch + 1) % panel["save_freq"] == 0:
-        fixed_fake = keras.ops.convert_to_numpy(g_model(run.fixed_z, training=False))
-        save_plot(fixed_fake, epoch, n=panel["grid"], run_dir=run.run_dir)
+        k = n_classes_of(g_model)  # cgan: a row per class, the same latent point down each column
+        fixed = class_grid(run.fixed_z, k) if k else run.fixed_z
+        fixed_fake = keras.ops.convert_to_numpy(g_model(fixed, training=False))
+        save_plot(fixed_fake, epoch, n=panel["grid"], run_dir=run.run_dir, rows=k or None)
     if (epoch + 1) % panel["summarization"] == 0 or epoch + 1 == panel["n_epochs"]:
         summarize_performance(epoch, g_model, d_model, dataset, panel["latent_dim"], panel["n_samples"],
                               run_dir=run.run_dir, rng=run.rng, plot=False, verbose=verbose)

@@ -94,7 +94,20 @@ sat = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, g_objecti
 bg = snap(g)
 sat()
 assert sat.read()[0]["g_loss"] < 0 and changed(bg, snap(g)), "saturating objective: G's loss is log(1 - D(G(z))) < 0"
+cg, cd, cgan = gan_lib.build_models({"arch": "cgan"}, (16, 16, 3), 10)  # the conditional GAN: [images, labels]
+cstep = FusedStep(cg, cd, cgan, [data, gan_lib.make_shapes(64)[1]],  # and d_steps, g_steps: each step its own labels
+                  gan_lib.check_panel(arch="cgan", n_batch=16, d_steps=2, g_steps=2))
+bd, bg = snap(cd), snap(cg)
+cstep()
+assert all(np.isfinite(list(r.values())).all() for r in cstep.read())
+assert changed(bd, snap(cd)) and changed(bg, snap(cg)), "cgan fused step: a model did not learn"
 count = lambda m: int(keras.ops.convert_to_numpy(m.optimizer.iterations))
+assert (count(cd), count(cgan)) == (4, 2), "cgan: d_steps 2 (a real and a fake update each), g_steps 2"
+cd.optimizer.learning_rate = 0.0
+bd = snap(cd)
+cstep()
+cstep.read()
+assert not changed(bd, snap(cd)), "cgan fused step: G's update moved D"
 before = count(d), count(gan_model)
 steps = FusedStep(g, d, gan_model, data, gan_lib.check_panel(n_batch=16, d_steps=2, g_steps=3, mixed_batch=True))
 steps()

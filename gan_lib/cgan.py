@@ -48,6 +48,18 @@ def label_map(n_classes, h, w, name):
     return label, layers.Reshape((h, w, 1), name=f"{name}_label_map")(x)  # (n, h, w, 1)
 
 
+def tutorial_features(x):
+    """The tutorial D's layers up to its output, on a functional tensor x (H, W, C'): a 3x3 convolution, three
+    strided ones (64, 128, 128, 256 filters, LeakyReLU 0.2), Flatten and Dropout 0.4. (32, 32, C') -> (4096,)."""
+    x = layers.Conv2D(64, (3, 3), padding="same")(x)  # (32, 32, 64)
+    x = layers.LeakyReLU(negative_slope=SLOPE)(x)
+    for n in (128, 128, 256):  # (16, 16, 128), (8, 8, 128), (4, 4, 256)
+        x = layers.Conv2D(n, (3, 3), strides=(2, 2), padding="same")(x)
+        x = layers.LeakyReLU(negative_slope=SLOPE)(x)
+    x = layers.Flatten()(x)  # (4096,)
+    return layers.Dropout(0.4)(x)
+
+
 def define_cgan_discriminator(in_shape=(32, 32, 3), n_classes=10, lr=0.0002, beta_1=0.5):
     """[image (H, W, C) in [-1, 1], label (int)] -> probability that the image is a real one of that class, (1,).
 
@@ -59,14 +71,7 @@ def define_cgan_discriminator(in_shape=(32, 32, 3), n_classes=10, lr=0.0002, bet
     h, w, _ = in_shape
     image = keras.Input(shape=in_shape, name="image")
     label, label_channel = label_map(n_classes, h, w, "d")
-    x = layers.Concatenate()([image, label_channel])  # (H, W, C + 1)
-    x = layers.Conv2D(64, (3, 3), padding="same")(x)  # (32, 32, 64)
-    x = layers.LeakyReLU(negative_slope=SLOPE)(x)
-    for n in (128, 128, 256):  # (16, 16, 128), (8, 8, 128), (4, 4, 256)
-        x = layers.Conv2D(n, (3, 3), strides=(2, 2), padding="same")(x)
-        x = layers.LeakyReLU(negative_slope=SLOPE)(x)
-    x = layers.Flatten()(x)  # (4096,)
-    x = layers.Dropout(0.4)(x)
+    x = tutorial_features(layers.Concatenate()([image, label_channel]))  # image and label map: (H, W, C + 1)
     out = layers.Dense(1, activation="sigmoid", dtype="float32")(x)  # float32 even under mixed precision
     model = keras.Model([image, label], out, name="discriminator")
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
@@ -118,13 +123,7 @@ def define_acgan_discriminator(in_shape=(32, 32, 3), n_classes=10, lr=0.0002, be
     check_classes(n_classes)
     image = keras.Input(shape=in_shape, name="image")
     label = keras.Input(shape=(), dtype="int32", name="label")
-    x = layers.Conv2D(64, (3, 3), padding="same")(image)  # (32, 32, 64)
-    x = layers.LeakyReLU(negative_slope=SLOPE)(x)
-    for n in (128, 128, 256):  # (16, 16, 128), (8, 8, 128), (4, 4, 256)
-        x = layers.Conv2D(n, (3, 3), strides=(2, 2), padding="same")(x)
-        x = layers.LeakyReLU(negative_slope=SLOPE)(x)
-    x = layers.Flatten()(x)  # (4096,)
-    x = layers.Dropout(0.4)(x)
+    x = tutorial_features(image)  # the image alone: the label cannot leak into D's features
     real = layers.Dense(1, activation="sigmoid", dtype="float32", name="real")(x)  # (n, 1); float32 in mixed precision
     classes = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)  # (n, n_classes)
     one_hot = layers.CategoryEncoding(n_classes, output_mode="one_hot", dtype="float32", name="d_label_one_hot")(label)

@@ -11,6 +11,7 @@ ckpt-EEEE-BBBBB.npz = after batch BBBBB of epoch EEEE (0-based).
 import glob
 import json
 import os
+import sys
 import zipfile
 
 import keras
@@ -138,6 +139,16 @@ def restore_checkpoint(run_dir, models, verbose=True, extra=()):
     if backend_rng is not None and global_rng_state() is not None:
         set_global_rng_state(backend_rng)
     return meta, fixed_z, history, path
+
+
+def mirror_or_warn(run_dir, mirror_root):
+    """mirror_run after a checkpoint; a failure (a dropped Drive mount) is one warning line on stderr, not an error:
+    the local checkpoint is safe and the next mirror catches up."""
+    try:
+        mirror_run(run_dir, mirror_root)
+    except OSError as e:
+        print(f"warning: could not mirror the run to {mirror_root} ({e.strerror or e}); "
+              "training goes on, the next checkpoint tries again", file=sys.stderr)
 
 
 def mirror_run(run_dir, mirror_root):

@@ -24,9 +24,10 @@ import keras
 import numpy as np
 
 from . import backend, data
-from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
+from .checkpoint import check_mirror, list_checkpoints, mirror_or_warn, restore_checkpoint, save_checkpoint
 from .cyclegan import CycleGAN, ImagePool, l1, lsgan_loss
 from .files import atomic_path, write_text
+from .fused import pixels
 from .panel import DEFAULTS, check_panel, parse_setting
 from .progress import Progress
 from .runs import RunLock, is_run, new_run_dir, save_panel, write_history
@@ -212,7 +213,7 @@ class CycleStep:
     def batch(self, images):
         """n_batch random images (with replacement) of a uint8 domain on the device -> float32 in [-1, 1]."""
         idx = keras.random.randint((self.n_batch,), 0, keras.ops.shape(images)[0], seed=self.seed)
-        return keras.ops.cast(keras.ops.take(images, idx, axis=0), "float32") / 127.5 - 1.0
+        return pixels(keras.ops.take(images, idx, axis=0))  # fused.pixels: scale_images' values exactly
 
     def _step(self, data_a, data_b):
         c, ops = self.cycle, keras.ops
@@ -282,10 +283,6 @@ def measure(cycle, eval_a, eval_b, labels_a=None, labels_b=None, classifier=None
     return found
 
 
-def scale(x):
-    return x.astype(np.float32) / 127.5 - 1.0
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -330,7 +327,8 @@ def train_cycle(cycle, data_a, data_b, panel=None, run_dir=None, labels=(None, N
 
         classifier = shapes_classifier("shapes", verbose=bool(verbose))
     n_eval = [min(EVAL_N, len(x)) for x in (data_a, data_b)]
-    run = CycleRun(run_dir, panel, cycle, step, scale(data_a[:n_eval[0]]), scale(data_b[:n_eval[1]]),
+    evals = [data.scale_images(x[:n]) for x, n in zip((data_a, data_b), n_eval)]  # float32 in [-1, 1]
+    run = CycleRun(run_dir, panel, cycle, step, *evals,
                    tuple(None if label is None else np.asarray(label)[:n] for label, n in zip(labels, n_eval)),
                    classifier, [])
     from .training import _writing  # the same message for a full disk as a train run's
@@ -464,11 +462,7 @@ def checkpoint(run, epoch, batch):
     if batch == 0:
         write_history(run.run_dir, run.history, COLUMNS)
     if run.panel["mirror_dir"]:
-        try:
-            mirror_run(run.run_dir, run.panel["mirror_dir"])
-        except OSError as e:
-            print(f"warning: could not mirror the run to {run.panel['mirror_dir']} ({e.strerror or e}); "
-                  "training goes on, the next checkpoint tries again")
+        mirror_or_warn(run.run_dir, run.panel["mirror_dir"])
 
 
 def train_cyclegan(panel=None, run_dir=None, verbose=1, log=print):

@@ -12,7 +12,6 @@ import dataclasses
 import errno
 import os
 import shutil
-import sys
 import tempfile
 
 import keras
@@ -20,7 +19,7 @@ import numpy as np
 
 from . import backend
 from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
-from .checkpoint import check_mirror, list_checkpoints, mirror_run, restore_checkpoint, save_checkpoint
+from .checkpoint import check_mirror, list_checkpoints, mirror_or_warn, restore_checkpoint, save_checkpoint
 from .data import (
     check_dataset,
     check_labels,
@@ -419,11 +418,7 @@ def checkpoint(run, epoch, batch):
     if batch == 0:
         write_history(run.run_dir, run.history)
     if run.panel["mirror_dir"]:
-        try:
-            mirror_run(run.run_dir, run.panel["mirror_dir"])
-        except OSError as e:  # a dropped Drive mount: the local checkpoint is safe, the next mirror catches up
-            print(f"warning: could not mirror the run to {run.panel['mirror_dir']} ({e.strerror or e}); "
-                  "training goes on, the next checkpoint tries again", file=sys.stderr)
+        mirror_or_warn(run.run_dir, run.panel["mirror_dir"])
 
 
 @contextlib.contextmanager

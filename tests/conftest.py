@@ -28,6 +28,23 @@ def run_cli(*args, env=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_on_backend(name, script, *args, timeout=300):
+    """python -c SCRIPT ARGS with KERAS_BACKEND=name in a fresh process (Keras fixes its backend when imported).
+
+    Skips the test when that backend is not installed; fails it with the end of the script's stderr when the script
+    fails. Returns the script's stdout.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed (pip install {name})")
+    env = dict(os.environ, KERAS_BACKEND=name, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 class Result:
     def __init__(self, returncode, stdout, stderr):
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr

@@ -4,14 +4,10 @@ under mixed precision too.
 The backend is fixed when Keras is imported, so this runs in a fresh process.
 """
 
-import importlib.util
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import run_on_backend
 
 # What both scripts start with: the backend the test asked for, weight snapshots, a little data.
 PRELUDE = r'''
@@ -60,13 +56,8 @@ print("torch backend OK")
 '''
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed (pip install torch)")
 def test_torch_backend_trains_both_models(tmp_path):
-    env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "run")], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "torch backend OK" in result.stdout
+    assert "torch backend OK" in run_on_backend("torch", SCRIPT, tmp_path / "run")
 
 
 FUSED_SCRIPT = PRELUDE + r'''
@@ -140,13 +131,7 @@ print("fused step OK")
 @pytest.mark.parametrize("name", ["torch", "jax"])
 def test_fused_step_learns_and_resumes_exactly(name, tmp_path):
     """D and G learn, G's update leaves D alone, 2 epochs straight equal 1 + a resumed one, bit for bit."""
-    if importlib.util.find_spec(name) is None:
-        pytest.skip(f"{name} is not installed (pip install {name})")
-    env = dict(os.environ, KERAS_BACKEND=name, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", FUSED_SCRIPT, str(tmp_path / "run")], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "fused step OK" in result.stdout
+    assert "fused step OK" in run_on_backend(name, FUSED_SCRIPT, tmp_path / "run", timeout=400)
 
 
 # Mixed precision in the fused step: both policies learn with float32 weights; mixed_float16's loss scale is applied
@@ -183,10 +168,4 @@ print("mixed precision OK")
 
 @pytest.mark.parametrize("name", ["torch", "jax"])
 def test_fused_step_under_mixed_precision(name):
-    if importlib.util.find_spec(name) is None:
-        pytest.skip(f"{name} is not installed (pip install {name})")
-    env = dict(os.environ, KERAS_BACKEND=name, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", PRECISION_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "mixed precision OK" in result.stdout
+    assert "mixed precision OK" in run_on_backend(name, PRECISION_SCRIPT)

@@ -115,14 +115,14 @@ def test_train_prunes_to_keep_checkpoints_and_mirrors_each(shapes_small, tmp_pat
     gan_lib.set_seed(8)
     d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
     mirrored_after_each = []
-    real_mirror = gan_lib.training.mirror_run
+    real_mirror = gan_lib.checkpoint.mirror_run
 
     def watching_mirror(src, dest):
         out = real_mirror(src, dest)
         mirrored_after_each.append(sorted(os.listdir(os.path.join(out, "checkpoints"))))
         return out
 
-    monkeypatch.setattr(gan_lib.training, "mirror_run", watching_mirror)
+    monkeypatch.setattr(gan_lib.checkpoint, "mirror_run", watching_mirror)
     gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small, 100, n_epochs=1, n_batch=32, run_dir=str(run_dir),
                   verbose=0, panel={"checkpoint_every": 1, "keep_checkpoints": 3, "mirror_dir": str(drive),
                                     "n_samples": 8})

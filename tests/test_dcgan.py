@@ -10,18 +10,14 @@ The check_* functions below speak Keras only: test_other_backends runs them on t
 in a fresh process (the backend is fixed when Keras is imported), as test_backends.py does.
 """
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
 import gan_lib
-from conftest import ROOT, same
+from conftest import run_on_backend, same
 from gan_lib.dcgan import define_dcgan_discriminator, define_dcgan_generator
 from gan_lib.fused import FusedStep, bce
 
@@ -282,16 +278,10 @@ def test_fused_step_batchnorm():
 
 @pytest.mark.parametrize("name", ["torch", "jax"])
 def test_other_backends(name):
-    if importlib.util.find_spec(name) is None:
-        pytest.skip(f"{name} is not installed (pip install {name})")
     checks = {"torch": "t.check_loop('d'); t.check_loop('g'); t.check_loop_fakes(); t.check_fused()",
               "jax": "t.check_loop('g'); t.check_fused()"}[name]  # JAX: its own fused step; fewer builds (slow on a CPU)
     script = f"import sys; sys.path.insert(0, 'tests'); import test_dcgan as t\n{checks}; print('dcgan OK')"
-    env = dict(os.environ, KERAS_BACKEND=name, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "dcgan OK" in result.stdout
+    assert "dcgan OK" in run_on_backend(name, script, timeout=400)
 
 
 # ---------------------------------------------------------------- training runs

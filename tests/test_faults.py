@@ -43,7 +43,7 @@ def test_a_mirror_that_cannot_be_written_is_refused_before_training(shapes_small
 
 def test_a_mirror_lost_mid_run_warns_and_catches_up(shapes_small, tmp_path, monkeypatch, capsys):
     mirror, calls = tmp_path / "drive", []
-    real_mirror = gan_lib.training.mirror_run
+    real_mirror = gan_lib.checkpoint.mirror_run
 
     def flaky(run_dir, root):  # the mount drops for the first two checkpoints, then comes back
         calls.append(run_dir)
@@ -51,7 +51,7 @@ def test_a_mirror_lost_mid_run_warns_and_catches_up(shapes_small, tmp_path, monk
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
         return real_mirror(run_dir, root)
 
-    monkeypatch.setattr(gan_lib.training, "mirror_run", flaky)
+    monkeypatch.setattr(gan_lib.checkpoint, "mirror_run", flaky)
     g, d, gan = models()
     run_dir = tmp_path / "r"
     history = gan_lib.train(g, d, gan, shapes_small[:64], 100, n_epochs=2, n_batch=32, run_dir=str(run_dir),

@@ -77,10 +77,11 @@ def test_the_loop_gives_d_one_batch_of_both_halves(monkeypatch):
     panel = gan_lib.check_panel(n_batch=16, latent_dim=16, mixed_batch=True, d_steps=2)
     gan_lib.training.train_step(g, d, gan, data(), 16, 16, np.random.default_rng(0), panel)
     assert len(seen) == 2  # one call per D step
+    real = data()
     for x, y in seen:
         assert x.shape == (16, 8, 8, 3) and y.ravel().tolist() == [1.0] * 8 + [0.0] * 8
-        assert all(any(np.array_equal(a, b) for b in data()) for a in x[:8])  # real images first...
-        assert not any(any(np.array_equal(a, b) for b in data()) for a in x[8:])  # ...then G's
+        assert all(any(np.array_equal(a, b) for b in real) for a in x[:8])  # real images first...
+        assert not any(any(np.array_equal(a, b) for b in real) for a in x[8:])  # ...then G's
 
 
 def test_streamed_batches_hold_one_half_batch_per_d_step(monkeypatch):

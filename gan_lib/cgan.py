@@ -7,6 +7,11 @@ from the tutorial's own layers (models.py) plus one small branch for the label:
   image as one more channel, (H, W, C + 1); then the tutorial's D: 3x3 convolutions of 64,
   128, 128, 256 filters (the last three with stride 2), LeakyReLU 0.2, Flatten, Dropout
   0.4, Dense(1) with a sigmoid. Compiled like it: binary cross-entropy, Adam(0.0002, 0.5).
+  gan_lib adds one term to D's score by default, the projection of Miyato and Koyama (2018):
+  the features' dot product with a learned vector per class. With the label only as an input
+  channel, D may learn to ignore it (on the shapes, in 600 steps, it did and G collapsed);
+  the projection makes D's score depend on how well image and class agree from the first step.
+  projection=False builds the Keras book's D exactly.
 - G: latent point -> Dense -> (H/8, W/8, 256) as in the tutorial; label -> Embedding(n_classes,
   50) -> Dense(H/8 * W/8) -> Reshape (H/8, W/8, 1), joined as a 257th map; then the
   tutorial's three 4x4 transposed convolutions of 128 (stride 2) and a 3x3 tanh output.
@@ -60,19 +65,27 @@ def tutorial_features(x):
     return layers.Dropout(0.4)(x)
 
 
-def define_cgan_discriminator(in_shape=(32, 32, 3), n_classes=10, lr=0.0002, beta_1=0.5):
+def define_cgan_discriminator(in_shape=(32, 32, 3), n_classes=10, lr=0.0002, beta_1=0.5, projection=True):
     """[image (H, W, C) in [-1, 1], label (int)] -> probability that the image is a real one of that class, (1,).
 
-    575,797 parameters for (32, 32, 3) and 10 classes: the tutorial's D (522,497) plus the
-    label branch (500 embedding, 52,224 Dense) and 576 for the first convolution's fourth
-    input channel. Compiled with binary cross-entropy and Adam, like the tutorial's.
+    616,757 parameters for (32, 32, 3) and 10 classes: the tutorial's D (522,497) plus the
+    label branch (500 embedding, 52,224 Dense), 576 for the first convolution's fourth
+    input channel and the projection's vector per class (10 * 4096). projection=False: the
+    Keras book's D, 575,797, whose score is Dense(1) of the features alone. Compiled with
+    binary cross-entropy and Adam, like the tutorial's.
     """
     check_classes(n_classes)
     h, w, _ = in_shape
     image = keras.Input(shape=in_shape, name="image")
     label, label_channel = label_map(n_classes, h, w, "d")
-    x = tutorial_features(layers.Concatenate()([image, label_channel]))  # image and label map: (H, W, C + 1)
-    out = layers.Dense(1, activation="sigmoid", dtype="float32")(x)  # float32 even under mixed precision
+    x = tutorial_features(layers.Concatenate()([image, label_channel]))  # image and label map: (H, W, C + 1) -> (4096,)
+    if projection:  # logit = w . x + b + e_y . x, e_y one learned (4096,) vector per class; float32 under mixed precision
+        e_y = layers.Embedding(n_classes, x.shape[-1], dtype="float32", name="d_projection")(label)  # (n, 4096)
+        logit = layers.Add(dtype="float32")([layers.Dense(1, dtype="float32")(x),
+                                             layers.Dot(axes=1, dtype="float32", name="d_projection_score")([x, e_y])])  # (n, 1)
+        out = layers.Activation("sigmoid", dtype="float32")(logit)
+    else:
+        out = layers.Dense(1, activation="sigmoid", dtype="float32")(x)  # float32 even under mixed precision
     model = keras.Model([image, label], out, name="discriminator")
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
     model.compile(loss="binary_crossentropy", optimizer=opt, metrics=["accuracy"])

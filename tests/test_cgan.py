@@ -54,8 +54,10 @@ def tiny(seed=0, size=16, n_classes=10, arch="cgan"):
 def test_parameter_counts_and_shapes():
     """The tutorial's models (522,497 and 1,466,115) plus the label branches and one more input map each."""
     d, g = define_cgan_discriminator(), define_cgan_generator()
-    assert (d.count_params(), g.count_params()) == (575_797, 1_469_479)
-    assert d.count_params() - 522_497 == 10 * 50 + 50 * 1024 + 1024 + 3 * 3 * 64  # embedding, Dense, 4th channel
+    assert (d.count_params(), g.count_params()) == (616_757, 1_469_479)
+    book = define_cgan_discriminator(projection=False)  # the Keras book's D: no projection
+    assert book.count_params() - 522_497 == 10 * 50 + 50 * 1024 + 1024 + 3 * 3 * 64  # embedding, Dense, 4th channel
+    assert d.count_params() - book.count_params() == 10 * 4096  # the projection: one vector per class
     assert g.count_params() - 1_466_115 == 10 * 50 + 50 * 16 + 16 + 4 * 4 * 128  # embedding, Dense, 257th map
     z, classes = generate_latent_points(LATENT, 5, np.random.default_rng(0), n_classes=10)
     assert z.shape == (5, LATENT) and classes.dtype == np.int32 and classes.shape == (5,)
@@ -76,6 +78,26 @@ def test_the_label_changes_what_both_models_do():
     same_image = np.repeat(images[:1], 2, axis=0)
     scores = keras.ops.convert_to_numpy(d([same_image, np.array([0, 7], np.int32)]))
     assert scores[0, 0] != scores[1, 0], "D ignores its label"
+
+
+def test_the_projection_adds_the_class_vector_dot_the_features():
+    """D's logit is Dense(1) of the features plus e_y . features (Miyato and Koyama): moving class 7's vector by v
+    moves the logit of (image, 7) by v . features and leaves (image, 0) alone."""
+    _, d, _ = tiny()
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    labels = np.array([0, 7], np.int32)
+    features = keras.Model(d.inputs, d.get_layer("d_projection_score").input[0])  # (n, 4096) after the dropout
+
+    def logits():
+        p = keras.ops.convert_to_numpy(d([images, labels], training=False))[:, 0].astype("float64")
+        return np.log(p / (1 - p))
+
+    table = d.get_layer("d_projection").embeddings
+    before = logits()
+    v = np.random.default_rng(1).normal(0, 0.01, table.shape[1]).astype("float32")
+    table.assign(keras.ops.convert_to_numpy(table) + np.outer(np.arange(10) == 7, v))
+    f = keras.ops.convert_to_numpy(features([images, labels], training=False))
+    np.testing.assert_allclose(logits() - before, [0.0, f[1] @ v], atol=2e-3)
 
 
 def test_the_acgan_discriminator_sees_the_image_alone_and_names_its_class():

@@ -391,8 +391,9 @@ def cmd_evaluate(args):
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     scores, skipped = evaluate_generator(g_model, real, dataset, metrics, args.n, args.weights or "imagenet", args.seed)
     print(f"{model_path} against {dataset} ({len(real)} images), {args.n} generated:")
+    pad = max(map(len, metrics), default=0)  # the values in one column
     for metric in metrics:
-        print(f"  {metric:<13} {_shown(scores[metric]) if metric in scores else 'not run: ' + skipped[metric]}")
+        print(f"  {metric:<{pad}} {_shown(scores[metric]) if metric in scores else 'not run: ' + skipped[metric]}")
     found = None
     if os.path.exists(os.path.join(folder, "history.csv")):  # a run: what its history says (diagnosis.py)
         from .diagnosis import diagnose

@@ -9,8 +9,8 @@ from the tutorial's own layers (models.py) plus one small branch for the label:
   0.4, Dense(1) with a sigmoid. Compiled like it: binary cross-entropy, Adam(0.0002, 0.5).
   gan_lib adds one term to D's score by default, the projection of Miyato and Koyama (2018):
   the features' dot product with a learned vector per class. With the label only as an input
-  channel, D may learn to ignore it (on the shapes, in 600 steps, it did and G collapsed);
-  the projection makes D's score depend on how well image and class agree from the first step.
+  channel, D may learn to ignore it (notebook 12 shows it on the shapes); the projection makes
+  D's score depend on how well image and class agree from the first step.
   projection=False builds the Keras book's D exactly.
 - G: latent point -> Dense -> (H/8, W/8, 256) as in the tutorial; label -> Embedding(n_classes,
   50) -> Dense(H/8 * W/8) -> Reshape (H/8, W/8, 1), joined as a 257th map; then the
@@ -81,8 +81,8 @@ def define_cgan_discriminator(in_shape=(32, 32, 3), n_classes=10, lr=0.0002, bet
     x = tutorial_features(layers.Concatenate()([image, label_channel]))  # image and label map: (H, W, C + 1) -> (4096,)
     if projection:  # logit = w . x + b + e_y . x, e_y one learned (4096,) vector per class; float32 under mixed precision
         e_y = layers.Embedding(n_classes, x.shape[-1], dtype="float32", name="d_projection")(label)  # (n, 4096)
-        logit = layers.Add(dtype="float32")([layers.Dense(1, dtype="float32")(x),
-                                             layers.Dot(axes=1, dtype="float32", name="d_projection_score")([x, e_y])])  # (n, 1)
+        score = layers.Dot(axes=1, dtype="float32", name="d_projection_score")([x, e_y])  # (n, 1): e_y . x
+        logit = layers.Add(dtype="float32", name="d_logit")([layers.Dense(1, dtype="float32")(x), score])  # (n, 1)
         out = layers.Activation("sigmoid", dtype="float32")(logit)
     else:
         out = layers.Dense(1, activation="sigmoid", dtype="float32")(x)  # float32 even under mixed precision

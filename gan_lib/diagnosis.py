@@ -17,7 +17,7 @@ generator (so the run's random stream, and an exact resume, are untouched):
 They go into the history (None where not measured: an empty cell in history.csv).
 diagnose(history) reads them and the per-batch columns, and says in one line each what
 looks wrong: D winning outright, G collapsing, G's gradient vanishing, losses swinging
-without progress. Training never stops for a hint.
+without progress, G stuck on one flat image. Training never stops for a hint.
 """
 
 import numpy as np
@@ -227,7 +227,22 @@ def oscillating(history):
             "if they change without getting better, try lower learning rates")
 
 
-CHECKS = {"d_saturated": d_saturated, "collapsing": collapsing, "vanishing": vanishing, "oscillating": oscillating}
+def stuck(history):
+    """G draws nearly one image at the last two measurements while D rejects its images with certainty."""
+    _, div = _measured(history, "diversity")
+    if len(div) < 2 or len(history) < SATURATED_BATCHES or not (div[-2:] < 0.05).all():
+        return None
+    d_g_z = float(np.mean(_column(history[-SATURATED_BATCHES:], "d_g_z")))
+    if d_g_z < 0.01:
+        return (f"G is stuck: it draws nearly one image (diversity {div[-1]:.2f}) and D rejects it with certainty "
+                f"(D(G(z)) {d_g_z:.4f}), usually because G's tanh output saturated (most pixels -1 or 1; data that "
+                "is mostly background, such as MNIST, pushes it there) and almost no gradient reaches G. It will "
+                "not recover: start again with label_smoothing=0.1 or lower learning rates")
+    return None
+
+
+CHECKS = {"d_saturated": d_saturated, "collapsing": collapsing, "vanishing": vanishing, "oscillating": oscillating,
+          "stuck": stuck}
 
 
 def diagnose(history):
@@ -240,4 +255,7 @@ def diagnose(history):
         line = check(history)
         if line:
             found[kind] = line
+    if "stuck" in found:  # D winning, a vanished gradient, a lost variety: its symptoms, whose advice would not help
+        for symptom in ("d_saturated", "vanishing", "collapsing"):
+            found.pop(symptom, None)
     return found

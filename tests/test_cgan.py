@@ -86,18 +86,28 @@ def test_the_projection_adds_the_class_vector_dot_the_features():
     _, d, _ = tiny()
     images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
     labels = np.array([0, 7], np.int32)
+    logit = keras.Model(d.inputs, d.get_layer("d_logit").output)  # D's output before the sigmoid, (n, 1)
     features = keras.Model(d.inputs, d.get_layer("d_projection_score").input[0])  # (n, 4096) after the dropout
-
-    def logits():
-        p = keras.ops.convert_to_numpy(d([images, labels], training=False))[:, 0].astype("float64")
-        return np.log(p / (1 - p))
-
     table = d.get_layer("d_projection").embeddings
-    before = logits()
-    v = np.random.default_rng(1).normal(0, 0.01, table.shape[1]).astype("float32")
+    before = keras.ops.convert_to_numpy(logit([images, labels], training=False))[:, 0]
+    v = np.sign(np.random.default_rng(1).normal(size=table.shape[1])).astype("float32")  # +-1 for each feature
     table.assign(keras.ops.convert_to_numpy(table) + np.outer(np.arange(10) == 7, v))
+    after = keras.ops.convert_to_numpy(logit([images, labels], training=False))[:, 0]
     f = keras.ops.convert_to_numpy(features([images, labels], training=False))
-    np.testing.assert_allclose(logits() - before, [0.0, f[1] @ v], atol=2e-3)
+    assert abs(f[1] @ v) > 0.1  # a move the check below cannot miss
+    np.testing.assert_allclose(after - before, [0.0, f[1] @ v], rtol=1e-4, atol=1e-5)
+
+
+def test_the_projection_is_float32_under_mixed_precision():
+    """Under mixed_bfloat16 the features are bfloat16; the projection's table, its score and D's output stay float32."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        d = define_cgan_discriminator((16, 16, 3), n_classes=10)
+        out = d([np.zeros((2, 16, 16, 3), "float32"), np.array([1, 2], np.int32)])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert d.get_layer("d_projection").embeddings.dtype == "float32"
+    assert keras.backend.standardize_dtype(out.dtype) == "float32" and np.isfinite(keras.ops.convert_to_numpy(out)).all()
 
 
 def test_the_acgan_discriminator_sees_the_image_alone_and_names_its_class():
@@ -370,6 +380,9 @@ def test_evaluate_reports_the_conditional_accuracy(cli_run, in_process, classifi
     scores = json.loads((cli_run / "metrics.json").read_text())["scores"]
     assert 0 <= scores["conditional_accuracy"]["accuracy"] <= 1 and len(scores["conditional_accuracy"]["per_class"]) == 10
     assert "classes_found" in scores["modes"]
+    lines = [line for line in result.stdout.splitlines() if line.split()[:1] in (["modes"], ["conditional_accuracy"])]
+    columns = {len(line) - len(line.split(maxsplit=1)[1]) for line in lines}  # where each value starts
+    assert len(lines) == 2 and len(columns) == 1, "the metrics' values are not in one column:\n" + "\n".join(lines)
 
 
 def test_cgan_needs_labelled_data_on_the_command_line(in_process, tmp_path):

@@ -149,6 +149,25 @@ def test_vanishing_gradient():
     assert diagnosis.diagnose(rows(400, g_grad_norm=every(100, [1.0, 3.0, 0.5, 0.2]))) == {}
 
 
+def test_stuck_on_one_image_that_d_always_rejects():
+    """As the tutorial's models on MNIST (gan_lib train --dataset mnist --limit 2048 --batch 64 --epochs 7 measured
+    diversity 0.0013 and 0.0004, D(G(z)) 0.0002 and 0.00004, g_grad_norm 0.008 and 0.002 at steps 100 and 200)."""
+    rejected = {"acc_real": 1.0, "acc_fake": 1.0, "d_x": 0.999, "d_g_z": 0.0002}
+
+    def found(diversity, norm=(0.008, 0.002, 0.002, 0.002), **columns):
+        return diagnosis.diagnose(rows(100 * len(diversity), diversity=every(100, diversity),
+                                       g_grad_norm=every(100, norm), **{**rejected, **columns}))
+
+    stuck = found([0.0013, 0.0004])
+    assert set(stuck) == {"stuck"} and "G is stuck" in stuck["stuck"] and "label_smoothing=0.1" in stuck["stuck"]
+    # healthy, then stuck: one hint, not D winning, a vanished gradient and a collapse as well
+    assert set(found([0.5, 0.6, 0.01, 0.01], norm=(1.0, 2.0, 0.001, 0.001))) == {"stuck"}
+    assert set(found([0.04, 0.04])) == {"stuck"}
+    assert set(found([0.06, 0.06])) == {"d_saturated"}  # some variety left: D winning, not stuck
+    assert set(found([0.01, 0.01], d_g_z=0.02, acc_fake=0.9)) == set()  # one image, but D is not sure of it yet
+    assert set(found([0.3, 0.01])) == {"d_saturated"}  # one low reading only
+
+
 def swinging(i):
     return 0.5 if (i // 50) % 2 else 1.5  # g_loss block means alternate 1.5, 0.5, 1.5, ...
 
@@ -192,8 +211,10 @@ def test_evaluate_prints_the_diagnosis_of_a_runs_history(measured_run, tmp_path,
     run_dir = str(tmp_path / "run")
     shutil.copytree(measured_run[2][0], run_dir)
     history = gan_lib.read_history(run_dir)
-    for row in history:  # make D win outright for the whole run: the history now says so
+    for row in history:  # make D win outright for the whole run, G's images varied (not stuck): the history says so
         row.update(acc_real=1.0, acc_fake=1.0, d_g_z=0.001)
+        if row["diversity"] is not None:
+            row["diversity"] = 0.5
     gan_lib.runs.write_history(run_dir, history * 20)
     result = in_process("evaluate", run_dir, "--metrics", "modes", "--n", "20")
     assert result.returncode == 0, result.stderr

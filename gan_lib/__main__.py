@@ -328,6 +328,7 @@ def cmd_generate(args):
     import numpy as np
 
     from .data import class_grid, generate_fake_samples, generate_latent_points, images_of, n_classes_of
+    from .models import first_input_shape
     from .plots import save_grid
 
     if args.n < 1:
@@ -338,7 +339,7 @@ def cmd_generate(args):
         raise ValueError(f"--out must name a .png or .jpg file, got {args.out!r}")
     g_model, model_path = load_generator(args.model)
     k = n_classes_of(g_model)  # a conditional generator: [z, class] -> image
-    shape_in = tuple(g_model.input_shape[0] if k else g_model.input_shape)
+    shape_in = (None, *first_input_shape(g_model))
     shape_out = tuple(g_model.output_shape)
     if len(shape_in) != 2 or len(shape_out) != 4 or shape_out[-1] not in (1, 3):
         raise ValueError(f"{model_path} is not an image generator: it maps {shape_in} to {shape_out}, "

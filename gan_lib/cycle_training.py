@@ -29,8 +29,10 @@ from .cyclegan import CycleGAN, ImagePool, l1, lsgan_loss
 from .files import atomic_path, write_text
 from .fused import pixels
 from .panel import DEFAULTS, check_panel, parse_setting
+from .plots import plot_cycle_history, save_cycle_grid
 from .progress import Progress
-from .runs import RunLock, is_run, new_run_dir, save_panel, write_history
+from .runs import RunLock, history_array, is_run, new_run_dir, save_panel, write_history
+from .training import TrainingDiverged, _writing  # _writing: a full disk reads as in a train run
 
 # ---------------------------------------------------------------- the panel
 
@@ -331,8 +333,6 @@ def train_cycle(cycle, data_a, data_b, panel=None, run_dir=None, labels=(None, N
     run = CycleRun(run_dir, panel, cycle, step, *evals,
                    tuple(None if label is None else np.asarray(label)[:n] for label, n in zip(labels, n_eval)),
                    classifier, [])
-    from .training import _writing  # the same message for a full disk as a train run's
-
     created = not os.path.exists(run_dir)
     try:
         with RunLock(run_dir) as lock, _writing(run_dir, "cyclegan"):
@@ -398,8 +398,6 @@ def train_epoch(run, epoch, batches, verbose):
 
 def record(run, row, epoch, batch, batches, progress):
     """Check one batch's values, add them to the history, show them (batch is 1-based; progress None = quiet)."""
-    from .training import TrainingDiverged
-
     if not all(np.isfinite(list(row.values()))):
         write_history(run.run_dir, run.history, COLUMNS)
         raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, batch {batch}: "
@@ -418,8 +416,6 @@ def record(run, row, epoch, batch, batches, progress):
 
 def end_epoch(run, epoch, verbose):
     """After epoch (0-based): the measurements, the grid, the generators, the curves, metrics.json, a checkpoint."""
-    from .plots import plot_cycle_history, save_cycle_grid
-
     panel, cycle = run.panel, run.cycle
     found = measure(cycle, run.eval_a, run.eval_b, *run.labels, classifier=run.classifier)
     if run.history:
@@ -455,10 +451,13 @@ def describe(found):
 def checkpoint(run, epoch, batch):
     """The full state after `batch` batches of epoch `epoch` (0-based; batch 0 = an epoch end), then history.csv
     (at epoch ends) and the mirror."""
-    array = np.array([[np.nan if row[k] is None else row[k] for k in COLUMNS] for row in run.history],
-                     dtype=np.float64).reshape(-1, len(COLUMNS))
-    save_checkpoint(run.run_dir, run.cycle, {"epoch": epoch, "batch": batch}, np.zeros(0, np.float32), array,
-                    keep=run.panel["keep_checkpoints"], extra=run.step.variables)
+    try:
+        save_checkpoint(run.run_dir, run.cycle, {"epoch": epoch, "batch": batch}, np.zeros(0, np.float32),
+                        history_array(run.history, COLUMNS), keep=run.panel["keep_checkpoints"], extra=run.step.variables)
+    except FloatingPointError as e:  # NaN weights: one line, as train's, not a traceback; the last checkpoint stays
+        write_history(run.run_dir, run.history, COLUMNS)
+        raise TrainingDiverged(f"training diverged before epoch {epoch + 1}, batch {batch}: {e}. The last good "
+                               f"checkpoint in {run.run_dir} is untouched (try lower learning rates)") from None
     if batch == 0:
         write_history(run.run_dir, run.history, COLUMNS)
     if run.panel["mirror_dir"]:

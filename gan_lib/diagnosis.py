@@ -17,7 +17,7 @@ generator (so the run's random stream, and an exact resume, are untouched):
 They go into the history (None where not measured: an empty cell in history.csv).
 diagnose(history) reads them and the per-batch columns, and says in one line each what
 looks wrong: D winning outright, G collapsing, G's gradient vanishing, losses swinging
-without progress, G stuck on one flat image. Training never stops for a hint.
+without progress, G stuck on nearly one image D always rejects. Training never stops for a hint.
 """
 
 import numpy as np

@@ -9,7 +9,7 @@ from . import metrics as inception
 from . import modes
 from .data import DownloadError, generate_fake_samples, generate_real_samples, images_of, n_classes_of
 from .files import atomic_path, copy_file
-from .models import real_part
+from .models import first_input_shape, real_part
 from .plots import save_plot
 
 
@@ -78,7 +78,7 @@ def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000,
         raise ValueError(f"--n must be at least 2, got {n}")
     rng = np.random.default_rng(seed)
     k = n_classes_of(g_model)
-    latent_dim = (g_model.input_shape[0] if k else g_model.input_shape)[-1]
+    latent_dim = first_input_shape(g_model)[-1]
     classes = np.arange(n) % k if k else None  # a conditional G: every class equally often
     fake, _ = generate_fake_samples(g_model, latent_dim, n, rng, classes=classes)
     fake = images_of(fake)

@@ -150,6 +150,12 @@ class CombinedGAN(keras.Sequential):
         return [v for v in self.weights if id(v) not in ids]
 
 
+def first_input_shape(model):
+    """A model's input shape without the batch axis; a conditional model's first (latent points, images)."""
+    shape = model.input_shape
+    return tuple((shape[0] if isinstance(shape, list) else shape)[1:])
+
+
 def real_part(out):
     """D's probability that each image is real, (n, 1): D's output, or an ACGAN D's first column.
 

@@ -164,20 +164,9 @@ def save_figure(fig, path):
 def save_cycle_grid(rows, path):
     """A CycleGAN's picture: rows of images in [-1, 1], (n, H, W, C) each, e.g. A, G(A), F(G(A)), B, F(B), G(F(B)),
     one under another, each pixel drawn 2x2; greyscale rows are shown as RGB beside colour ones. Returns the path."""
-    from PIL import Image
-
     channels = max(np.shape(r)[-1] for r in rows)
-    strips = []
-    for r in rows:
-        r = np.asarray(r)
-        r = np.repeat(r, channels, axis=-1) if r.shape[-1] != channels else r
-        strips.append(np.concatenate(list(np.clip((r + 1) * 127.5, 0, 255).round().astype(np.uint8)), axis=1))  # (H, n*W, C)
-    grid = np.concatenate(strips, axis=0)  # (len(rows) * H, n * W, C)
-    im = Image.fromarray(grid[..., 0] if channels == 1 else grid)
-    im = im.resize((im.width * 2, im.height * 2), Image.NEAREST)
-    with atomic_path(path) as tmp:
-        im.save(tmp)
-    return path
+    rows = [np.repeat(r, channels, axis=-1) if np.shape(r)[-1] != channels else np.asarray(r) for r in rows]
+    return save_grid(np.concatenate(rows), path, n=len(rows[0]), rows=len(rows))
 
 
 def plot_cycle_history(history, path=None):

@@ -88,10 +88,10 @@ def read_history(run_dir):
     return [{k: (None if v == "" else int(v) if k in COUNTERS else float(v)) for k, v in row.items()} for row in rows]
 
 
-def history_array(history):
-    """History rows -> float64 (steps, len(HISTORY_COLUMNS)), the form checkpoints store (None -> NaN)."""
-    rows = np.array([[row[k] for k in HISTORY_COLUMNS] for row in history], dtype=np.float64)
-    return rows.reshape(-1, len(HISTORY_COLUMNS))
+def history_array(history, columns=HISTORY_COLUMNS):
+    """History rows -> float64 (steps, len(columns)), the form checkpoints store (None -> NaN)."""
+    rows = np.array([[row[k] for k in columns] for row in history], dtype=np.float64)
+    return rows.reshape(-1, len(columns))
 
 
 def history_rows(array):

@@ -34,7 +34,7 @@ from .data import (
 from .diagnosis import EVAL_COLUMNS, Monitor, diagnose
 from .evaluate import d_scores, save_generator, summarize_performance
 from .fused import FusedStep
-from .models import apply_panel_optimizers, check_precision, objective_of
+from .models import apply_panel_optimizers, check_precision, first_input_shape, objective_of
 from .panel import check_panel
 from .plots import plot_history, save_plot
 from .progress import Progress
@@ -108,7 +108,7 @@ def check_training_data(dataset, g_model, d_model):
     uint8, or for a conditional GAN [images, int32 labels (N,)]. ValueError when the data and the models disagree
     about labels."""
     k, d_k = n_classes_of(g_model), n_classes_of(d_model)
-    if bool(k) != bool(d_k) or (k and k != d_k):
+    if k != d_k:
         raise ValueError(f"the generator knows {k or 'no'} classes but the discriminator {d_k or 'no'}; build both "
                          "with the same n_classes (gan_lib.build_models does it)")
     if isinstance(dataset, (list, tuple)):
@@ -123,12 +123,6 @@ def check_training_data(dataset, g_model, d_model):
         raise ValueError("the models are conditional (arch cgan, acgan) and need a class label per image; give the dataset "
                          "as [images, labels] (gan_lib.load_labelled_samples loads both)")
     return check_dataset(dataset, name="dataset")
-
-
-def first_input_shape(model):
-    """A model's input shape without the batch axis; a conditional model's first (latent points, images)."""
-    shape = model.input_shape
-    return tuple((shape[0] if isinstance(shape, list) else shape)[1:])
 
 
 def check_models(g_model, d_model, dataset, latent_dim):

@@ -117,10 +117,11 @@ def test_the_acgan_discriminator_sees_the_image_alone_and_names_its_class():
     assert d.count_params() == 522_497 + 4096 * 10 + 10 and d.output_shape == (None, 2) and n_classes_of(d) == 10
     images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
     probs = keras.ops.convert_to_numpy(acgan_classifier(d)(images))  # (3, 10), each row sums to 1
-    for label in (0, 7):
-        out = keras.ops.convert_to_numpy(d([images, np.full(3, label, np.int32)]))
+    outs = [keras.ops.convert_to_numpy(d([images, np.full(3, label, np.int32)])) for label in (0, 7)]
+    for label, out in zip((0, 7), outs):
         np.testing.assert_allclose(out[:, 1], probs[:, label], rtol=1e-5)
-        np.testing.assert_allclose(out[:, 0], keras.ops.convert_to_numpy(d([images, np.zeros(3, np.int32)]))[:, 0])
+    assert not np.allclose(outs[0][:, 1], outs[1][:, 1])  # the label picks another class's probability
+    np.testing.assert_allclose(outs[0][:, 0], outs[1][:, 0])  # and leaves P(real) alone
 
 
 def test_acgan_losses_add_the_class_cross_entropy():
@@ -301,9 +302,13 @@ def test_bad_labels_are_refused_before_training(labelled, tmp_path, labels, mess
         gan_lib.train(g, d, gan, data, LATENT, n_epochs=1, n_batch=16, run_dir=str(tmp_path / "r"), verbose=0,
                       panel={"arch": "cgan"})
     assert not (tmp_path / "r").exists()
+
+
+def test_labels_for_models_that_take_none_are_refused(labelled, tmp_path):
     plain = gan_lib.build_models({}, (16, 16, 3))
     with pytest.raises(ValueError, match="the dataset has labels but the models are not conditional"):
         gan_lib.train(*plain, labelled, LATENT, n_epochs=1, n_batch=16, run_dir=str(tmp_path / "r"), verbose=0)
+    assert not (tmp_path / "r").exists()
 
 
 # ---------------------------------------------------------------- training runs and exact resume

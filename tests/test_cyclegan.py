@@ -145,6 +145,19 @@ def test_cli_shapes_task_runs_offline_and_resumes(tmp_path, in_process):
     assert (run / "cycle_e002.png").exists()
 
 
+def test_nan_weights_at_a_checkpoint_end_the_run_in_one_line(tmp_path, in_process, monkeypatch):
+    """checkpoint.save_checkpoint refuses NaN weights with FloatingPointError; the command says so in one line."""
+    def refuse(*args, **kwargs):
+        raise FloatingPointError("a model or optimizer variable holds NaN or inf (g_ab/conv/kernel)")
+
+    monkeypatch.setattr(ct, "save_checkpoint", refuse)
+    result = in_process("cyclegan", "--task", "shapes", "--epochs", "1", "--limit", "16", "--batch", "8", "--out",
+                        str(tmp_path / "run"), "--set", "width=4", "--set", "res_blocks=1", "--quiet")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and "training diverged" in lines[0] and "NaN" in lines[0], \
+        result.stderr
+
+
 def test_resume_is_exact_after_a_kill_mid_epoch(tmp_path):
     """A run killed after batch 1 of epoch 2 and resumed ends bit for bit where the run that was never stopped
     does: history and the whole final state (models, optimizers, pools, seed)."""

@@ -241,7 +241,7 @@ def test_a_toy_run_is_measured_every_eval_every_steps_and_diagnosed(fast):
     strip = [{k: v for k, v in r.items() if k not in measures} for r in history]
     assert strip == [{k: v for k, v in r.items() if k not in measures} for r in unmeasured]
     assert unmeasured_scores == scores
-    assert set(gan_lib.diagnose(history)) <= set(gan_lib.diagnosis.CHECKS)  # reads a toy history
+    assert gan_lib.diagnose(history) == {}  # reads a toy history; 8 steps are too few for any sign
 
 
 @pytest.mark.parametrize("fast", [False, True])

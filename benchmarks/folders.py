@@ -38,10 +38,10 @@ def main():
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="gan_lib_folders_")
     os.environ["KERAS_HOME"] = home  # before gan_lib reads it: the cache goes to the temporary folder
-    from gan_lib import data
+    from gan_lib import photos
 
     def load(workers, cache):
-        return lambda: data.read_image_folder(args.folder, args.size, args.resize, workers=workers, cache=cache)
+        return lambda: photos.read_image_folder(args.folder, args.size, args.resize, workers=workers, cache=cache)
 
     try:
         load(0, False)()  # the files into the OS file cache

@@ -2,7 +2,7 @@
 
     python benchmarks/toys.py [--steps N] [--toys ring grid] [--seed 1]
 
-For each toy: the `toy` command's defaults (gan_lib.toy.TOY_DEFAULTS), the plain GAN
+For each toy: the `toy` command's defaults (gan_lib.toy_training.TOY_DEFAULTS), the plain GAN
 (PLAIN below) where the defaults differ from it, and the defaults with another pack
 (--pack; the grid without packing by default), each for the same steps and batch. Prints modes covered, high-quality share,
 reverse KL, wall and CPU seconds and the load average: the machines are shared, so
@@ -14,17 +14,17 @@ import os
 import time
 
 import gan_lib
-from gan_lib import toy
+from gan_lib import toy_training
 
 # the plain GAN: no packing, no scaling, Adam 2e-4 / 0.5 for both (3 x 128 ReLU MLPs, batch 512 as in the defaults)
 PLAIN = {"pack": 1, "scale": 1.0, "d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5, "label_smoothing": 0.0}
 
 
 def run(name, steps, overrides, seed):
-    panel, model = toy.toy_settings(name, {"fast": True, "seed": seed, **overrides})
+    panel, model = toy_training.toy_settings(name, {"fast": True, "seed": seed, **overrides})
     gan_lib.set_seed(seed)
     wall, cpu = time.perf_counter(), time.process_time()
-    _, scores, _ = toy.train_named_toy(name, steps, panel, model)
+    _, scores, _ = toy_training.train_named_toy(name, steps, panel, model)
     return scores, time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -38,11 +38,11 @@ def main():
     args = parser.parse_args()
     print(f"{'toy':5} {'setup':18} {'steps':>6} {'modes':>7} {'HQ':>6} {'rev KL':>7} {'wall s':>7} {'CPU s':>7}  load avg")
     for name in args.toys:
-        steps = args.steps or toy.TOY_DEFAULTS[name]["steps"]
+        steps = args.steps or toy_training.TOY_DEFAULTS[name]["steps"]
         setups = {"defaults": {}}
-        if {k: toy.TOY_DEFAULTS[name].get(k, v) for k, v in PLAIN.items()} != PLAIN:
+        if {k: toy_training.TOY_DEFAULTS[name].get(k, v) for k, v in PLAIN.items()} != PLAIN:
             setups["plain"] = PLAIN
-        if args.pack != toy.TOY_DEFAULTS[name].get("pack", 1):
+        if args.pack != toy_training.TOY_DEFAULTS[name].get("pack", 1):
             setups[f"defaults, pack {args.pack}"] = {"pack": args.pack}
         for label, overrides in setups.items():
             scores, wall, cpu = run(name, steps, overrides, args.seed)

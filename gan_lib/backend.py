@@ -1,6 +1,14 @@
-"""The one backend-specific seam: seeding for exact repeats, and naming the accelerator.
+"""The backend seam: seeding for exact repeats, compiling a training step, and differentiating a loss.
 
-Everything else in gan_lib speaks Keras 3 only, so it runs on TensorFlow, JAX and torch.
+Everything else in gan_lib speaks Keras 3 only, so it runs on TensorFlow, JAX and torch; this
+module and devices.py (accelerators, precision, several devices) are where the frameworks are
+imported, each when first needed. A step is written once, against Keras variables (model calls,
+optimizer updates, keras.random with a SeedGenerator), and compiled here: a tf.function on
+TensorFlow, eager on torch, and on JAX one jax.jit of the same code run statelessly over the
+variables' values (StatefulJit), since JAX cannot change a variable inside a compiled function.
+
+Keras is imported inside the functions: gan_lib/__init__.py imports quiet_fd2 before Keras, to hide
+TensorFlow's start-up notices.
 """
 
 import contextlib
@@ -46,69 +54,11 @@ def set_seed(seed, deterministic=True):
         tf.config.experimental.enable_op_determinism()
 
 
-def gpu_names():
-    """The GPUs the backend will use, by name; [] on a CPU-only machine."""
-    import keras
-
-    name = keras.backend.backend()
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_physical_devices("GPU")]
-    if name == "jax":
-        import jax
-
-        return [str(d) for d in jax.devices() if d.platform != "cpu"]
-    if name == "torch":
-        import torch
-
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return []
-
-
-def has_gpu():
-    """True when the backend has a GPU to run on (mixed_float16 needs one)."""
-    return bool(gpu_names())
-
-
-def fits_on_device(nbytes):
-    """Whether a dataset of nbytes goes on the accelerator: when it takes at most a quarter of its memory.
-
-    On a CPU the data is in host memory already: always. JAX and torch report a GPU's
-    memory; TensorFlow does not, so 8 GiB (a 2 GiB budget) is assumed there.
-    """
-    if not has_gpu():
-        return True
-    import keras
-
-    name, total = keras.backend.backend(), 8 * 2**30
-    if name == "jax":
-        import jax
-
-        total = jax.devices()[0].memory_stats().get("bytes_limit", total)
-    elif name == "torch":
-        import torch
-
-        total = torch.cuda.get_device_properties(0).total_memory
-    return nbytes <= total // 4
-
-
-def describe_device():
-    """One line naming the backend and the accelerator it will use, with advice when there is none."""
-    import keras
-
-    name, gpus = keras.backend.backend(), gpu_names()
-    if gpus:
-        return f"backend {name}, accelerator: {', '.join(gpus)}"
-    return (f"backend {name}, no GPU: training will be slow. In Colab choose "
-            "Runtime > Change runtime type > T4 GPU, then run the notebook again")
-
-
 def compile_step(fn):
     """fn compiled by the backend's own means: a tf.function on TensorFlow; plain eager code on torch
     (each op already runs as one kernel; torch.compile has not been measured to help here).
 
-    JAX is not compiled here: its fused step is pure, over explicit state (backend_jax.py).
+    JAX cannot run fn as it is (it changes variables in place): use compile_stateful.
     """
     import keras
 
@@ -123,14 +73,87 @@ def compile_step(fn):
     return tf.function(fn)
 
 
+def compile_stateful(fn, variables):
+    """fn, a step that reads and updates Keras variables (models, optimizers, seeds) in place, compiled: an object
+    to call like fn, whose sync() makes the Keras variables current.
+
+    TensorFlow and torch: compile_step(fn), which changes the variables as it runs (sync does nothing).
+    JAX: StatefulJit, one jax.jit over the values of `variables`, which must list every variable fn
+    reads or changes; the values stay on the device between calls and sync() writes them back.
+    """
+    import keras
+
+    if keras.backend.backend() == "jax":
+        return StatefulJit(fn, variables)
+    return InPlace(compile_step(fn))
+
+
+class InPlace:
+    """A compiled step whose variables are always current (TensorFlow, torch): sync() has nothing to do."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+    def sync(self):
+        pass
+
+
+_TRACKED = []  # the variables of the StatefulJit step being traced (value_and_gradients hands their updates on)
+
+
+class StatefulJit:
+    """fn(*args), written like a TensorFlow or torch step (model calls, optimizer updates, variable.assign,
+    keras.random with a SeedGenerator), run as one jax.jit over the values of `variables`.
+
+    Inside, a keras.StatelessScope maps each variable to its traced value and collects what fn assigns.
+    Between calls the values stay on the device (in `values`); sync() writes them into the variables, and
+    the next call reads the variables again (a checkpoint restore or a changed learning rate takes effect).
+    A variable left out of `variables` would be baked into the compiled function as a constant.
+    """
+
+    def __init__(self, fn, variables):
+        import jax
+
+        self.fn, self.variables = fn, list(variables)
+        self.values = None  # on the device, between syncs
+        self.jitted = jax.jit(self._pure)  # no buffer donation: the Keras variables keep valid values between syncs
+
+    def _pure(self, values, *args):
+        import keras
+
+        _TRACKED.append(self.variables)
+        try:
+            with keras.StatelessScope(state_mapping=list(zip(self.variables, values))) as scope:
+                out = self.fn(*args)
+        finally:
+            _TRACKED.pop()
+        return [scope.get_current_value(v) for v in self.variables], out
+
+    def __call__(self, *args):
+        if self.values is None:
+            self.values = [v.value for v in self.variables]
+        self.values, out = self.jitted(self.values, *args)
+        return out
+
+    def sync(self):
+        """Write the values back into the Keras variables."""
+        if self.values is not None:
+            for v, value in zip(self.variables, self.values):
+                v.assign(value)
+            self.values = None
+
+
 def value_and_gradients(loss_fn, variables, scale=None, aux=False):
-    """(loss_fn(), d scale(loss) / d variables): TensorFlow's GradientTape, or torch's autograd.
+    """(loss_fn(), d scale(loss) / d variables): TensorFlow's GradientTape, torch's autograd, or jax.value_and_grad.
 
     scale: the optimizer's scale_loss (mixed_float16 multiplies the loss so small float16
     gradients do not underflow; its LossScaleOptimizer divides them back). The loss returned is unscaled.
     aux=True: loss_fn returns (loss, extra), any structure of tensors wanted besides the loss (not
-    differentiated), and the result is (loss, extra, gradients). On JAX this works inside a
-    compile_stateful step only (backend_jax.value_and_gradients).
+    differentiated), and the result is (loss, extra, gradients). What loss_fn changes besides
+    (BatchNorm statistics, dropout seeds) is kept, on every backend.
     """
     import keras
 
@@ -138,9 +161,7 @@ def value_and_gradients(loss_fn, variables, scale=None, aux=False):
     both = loss_fn if aux else (lambda: (loss_fn(), ()))
     name = keras.backend.backend()
     if name == "jax":
-        from .backend_jax import value_and_gradients as jax_value_and_gradients
-
-        loss, extra, grads = jax_value_and_gradients(both, variables, scale)
+        loss, extra, grads = _jax_value_and_gradients(both, variables, scale)
     elif name == "torch":
         import torch
 
@@ -158,18 +179,50 @@ def value_and_gradients(loss_fn, variables, scale=None, aux=False):
     return (loss, extra, grads) if aux else (loss, grads)
 
 
-def compile_stateful(fn, variables):
-    """fn, a step that reads and updates Keras variables (models, optimizers, seeds) in place, compiled:
-    compile_step's tf.function on TensorFlow, eager on torch; on JAX a jax.jit of the same code run
-    statelessly over `variables`, which must list every variable fn reads or changes (backend_jax.StatefulJit).
+def _jax_value_and_gradients(both, variables, scale):
+    """jax.value_and_grad of both() -> (loss, extra) as a function of the variables' values.
+
+    It runs in a scope that maps `variables` to those values and every other variable to its current
+    value: the step's (inside a StatefulJit) or the variable's own (eager code, e.g. a measurement).
+    What both() assigns to the step's other variables (BatchNorm statistics, seeds) is assigned in the
+    step's scope afterwards, as the other backends change them in place.
     """
+    import jax
     import keras
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
 
-    if keras.backend.backend() == "jax":
-        from .backend_jax import StatefulJit
+    outer = get_stateless_scope()
+    known = dict(outer.state_mapping) if outer is not None else {}
+    differentiated = {id(v) for v in variables}
+    others = [v for v in (_TRACKED[-1] if _TRACKED and outer is not None else []) if id(v) not in differentiated]
 
-        return StatefulJit(fn, variables)
-    return compile_step(fn)
+    def pure(values):
+        with keras.StatelessScope() as inner:
+            inner.state_mapping = {**known, **{id(v): value for v, value in zip(variables, values)}}
+            loss, extra = both()
+        return scale(loss), (loss, extra, [inner.get_current_value(v) for v in others])
+
+    (_, (loss, extra, updates)), grads = jax.value_and_grad(pure, has_aux=True)([v.value for v in variables])
+    for v, value in zip(others, updates):
+        if value is not None and value is not known.get(id(v)):
+            v.assign(value)  # recorded by the step's scope
+    return loss, extra, grads
+
+
+def apply_gradients(optimizer, grads, variables):
+    """optimizer.apply(grads, variables), on JAX inside a StatefulJit step through optimizer.stateless_apply
+    (a LossScaleOptimizer's cond over stateful branches cannot be traced there)."""
+    import keras
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+    if keras.backend.backend() != "jax" or not in_stateless_scope():
+        with no_grad():
+            optimizer.apply(grads, variables)
+        return
+    new_values, new_slots = optimizer.stateless_apply([v.value for v in optimizer.variables], grads,
+                                                      [v.value for v in variables])
+    for v, value in zip(list(variables) + list(optimizer.variables), list(new_values) + list(new_slots)):
+        v.assign(value)
 
 
 def no_grad():
@@ -203,161 +256,3 @@ def set_global_rng_state(state):
     import torch
 
     torch.set_rng_state(torch.from_numpy(state.copy()))
-
-
-# ---------------------------------------------------------------- several devices, through the framework's engine
-
-_STRATEGIES = {}  # devices -> strategy: one per process (TensorFlow wants its strategies made once, early)
-
-
-def strategy(devices=1):
-    """The framework's engine for data-parallel training on `devices` (0 = all visible), or None for one device.
-
-    TensorFlow: tf.distribute.MirroredStrategy over that many GPUs (logical CPU devices where
-    there is no GPU, as the tests set up), or MultiWorkerMirroredStrategy where the TF_CONFIG
-    variable names several workers (every local GPU of each worker). JAX:
-    keras.distribution.DataParallel. torch: one device only.
-    """
-    if devices in _STRATEGIES:
-        return _STRATEGIES[devices]
-    import keras
-
-    name = keras.backend.backend()
-    if name == "tensorflow" and _workers() > 1:
-        import tensorflow as tf
-
-        made = tf.distribute.MultiWorkerMirroredStrategy()
-    else:
-        found = _devices(name)
-        if devices > len(found):
-            raise ValueError(f"panel key 'devices' is {devices} but this machine shows {len(found)} "
-                             f"({', '.join(found)}); set devices={len(found)}, or 0 for all of them")
-        chosen = found[:devices or len(found)]
-        if len(chosen) == 1:
-            made = None
-        elif name == "tensorflow":
-            import tensorflow as tf
-
-            made = tf.distribute.MirroredStrategy(chosen)
-        elif name == "jax":
-            import jax
-
-            made = keras.distribution.DataParallel(devices=[d for d in jax.devices() if str(d) in chosen])
-        else:
-            raise ValueError(f"panel key 'devices' > 1 runs on TensorFlow (tf.distribute) and JAX "
-                             f"(keras.distribution), not on {name}; set devices=1, or KERAS_BACKEND=tensorflow")
-    _STRATEGIES[devices] = made
-    return made
-
-
-def _workers():
-    """How many workers the TF_CONFIG variable names (1 without it)."""
-    import json
-
-    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", [])) or 1
-
-
-def _devices(name):
-    """The devices data parallelism can use: the GPUs, else the CPU devices (several only where set up so)."""
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
-    if name == "jax":
-        import jax
-
-        return [str(d) for d in jax.devices()]
-    return ["the default device"]
-
-
-@contextlib.contextmanager
-def distribute(devices=1):
-    """Build models inside this to train them on `devices` (panel key devices; 1 = no distribution).
-
-        with gan_lib.distribute(2):
-            d_model = define_discriminator(); g_model = define_generator(100); gan_model = define_gan(g_model, d_model)
-    """
-    made = strategy(devices)
-    if made is None:
-        yield
-        return
-    with made.scope():
-        yield
-
-
-def distribute_like(made):
-    """made.scope() (variables made inside live where the strategy's do), or a context that does nothing."""
-    return made.scope() if made is not None else contextlib.nullcontext()
-
-
-def model_strategy(model):
-    """The tf.distribute strategy a model's variables were made under, or None (one device, or not TensorFlow)."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow" or not model.weights:
-        return None
-    import tensorflow as tf
-
-    value = model.weights[0].value
-    return value.distribute_strategy if isinstance(value, tf.distribute.DistributedValues) else None
-
-
-def strategy_size(made):
-    """How many replicas a strategy (or keras Distribution) trains on; 1 for None."""
-    if made is None:
-        return 1
-    if hasattr(made, "num_replicas_in_sync"):  # tf.distribute
-        return made.num_replicas_in_sync
-    return made.device_mesh.devices.size  # keras.distribution
-
-
-def replicas(model):
-    """How many devices (replicas, over all workers) a model's variables are spread over."""
-    import keras
-
-    if not model.weights:
-        return 1
-    name = keras.backend.backend()
-    if name == "tensorflow":
-        made = model_strategy(model)
-        return made.num_replicas_in_sync if made else 1
-    if name == "jax":
-        return len(model.weights[0].value.sharding.device_set)
-    return 1
-
-
-def is_chief():
-    """True where this process writes the run: always, except on the non-chief workers of a multi-worker run."""
-    import json
-
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = config.get("task", {})
-    if _workers() == 1 or not task:
-        return True
-    if "chief" in config.get("cluster", {}):
-        return task.get("type") == "chief"
-    return task.get("type") == "worker" and task.get("index", 0) == 0
-
-
-def on_replicas(made, fn, batches):
-    """fn(*shares, n) once per device, each on its share (axis 0) of every batch; the sum of what they return.
-
-    n is the number of replicas: fn divides its mean losses by n, so the gradients,
-    summed across devices by the optimizer, and the returned losses are those of the
-    whole batch. Without a strategy: fn(*batches, 1).
-    """
-    if made is None:
-        return fn(*batches, 1)
-    import keras
-    import tensorflow as tf
-
-    def share(*batches):
-        context = tf.distribute.get_replica_context()
-        n, i = context.num_replicas_in_sync, context.replica_id_in_sync_group
-        def part(b):  # this replica's share of one batch; [images, labels] part by part (a conditional GAN)
-            return keras.tree.map_structure(lambda t: t[i * (t.shape[0] // n):(i + 1) * (t.shape[0] // n)], b)
-
-        return fn(*[part(b) for b in batches], n)
-
-    return made.reduce(tf.distribute.ReduceOp.SUM, made.run(share, args=tuple(batches)), axis=None)

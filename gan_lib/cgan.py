@@ -19,7 +19,7 @@ from the tutorial's own layers (models.py) plus one small branch for the label:
 The auxiliary classifier GAN (ACGAN) of Odena et al. (2017), arch 'acgan', keeps this G and
 gives D a second head instead of the label map: D sees the image alone and says both whether
 it is real and which class it is (define_acgan_discriminator); D's and G's losses add the
-class's cross-entropy to the real/fake one (models.acgan_loss). A cGAN's D may learn to ignore
+class's cross-entropy to the real/fake one (losses.acgan_loss). A cGAN's D may learn to ignore
 the label (nothing forces it to check that image and class agree); an ACGAN's cannot.
 
 Labels are int32 class indices, shape (n,) (an Input of shape ()); the models take
@@ -31,7 +31,8 @@ only standard Keras layers, no Lambda.
 import keras
 from keras import layers
 
-from .models import acgan_loss, check_memory, real_accuracy
+from .devices import check_memory
+from .losses import acgan_loss, real_accuracy
 
 SLOPE = 0.2  # LeakyReLU's slope, as in the tutorial
 EMBEDDING = 50  # size of the label's embedding, as in the Keras book's cGAN
@@ -127,7 +128,7 @@ def define_acgan_discriminator(in_shape=(32, 32, 3), n_classes=10, lr=0.0002, be
     The tutorial's D on the image alone, with two heads on its features: Dense(1) with a
     sigmoid, P(real), and Dense(n_classes) with a softmax, the class probabilities. The
     label only picks q, the probability of the class asked for (one-hot label . softmax),
-    so the loss can score it: models.acgan_loss = binary cross-entropy of P(real) + -log q,
+    so the loss can score it: losses.acgan_loss = binary cross-entropy of P(real) + -log q,
     on real images (their own class) and on G's (the class G was asked for). It takes
     [image, label] like the cGAN's D, so the loop, the fused step and the combined model
     treat both alike. 563,467 parameters for (32, 32, 3) and 10 classes: the tutorial's D

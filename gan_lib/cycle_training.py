@@ -1,4 +1,4 @@
-"""Training a CycleGAN: its panel, its two domains, the compiled step, and the run loop.
+"""Training a CycleGAN: the compiled step, its measurements, and the run loop.
 
 One step, per batch of n images of A and n of B (drawn on the device from a seeded
 SeedGenerator, with replacement, like fused.FusedStep):
@@ -7,7 +7,9 @@ SeedGenerator, with replacement, like fused.FusedStep):
 2. D_A and D_B learn together (one Adam) from the real batches and the fakes of step 1 (made
    before G and F moved, as in the paper's code), passed through the image pools (pool_size).
 The step is one compiled function on TensorFlow (tf.function), eager on torch, and one
-jax.jit on JAX (backend.compile_stateful), written once against Keras variables.
+jax.jit on JAX (backend.compile_stateful), written once against Keras variables. Its panel is
+panel.check_cycle_panel's, its two domains come from data.load_domains, and its run lives through
+runs.py like a `train` run.
 
 A run folder holds what a `train` run's does (panel.json, history.csv and history.png,
 checkpoints/, an image grid per epoch) plus generator_ab.keras (G: A -> B), generator_ba.keras
@@ -18,170 +20,86 @@ and |G(F(b)) - b| in [-1, 1] pixel units) and, on the shapes task, the translati
 import dataclasses
 import json
 import os
-import shutil
 
 import keras
 import numpy as np
 
-from . import backend, data
-from .checkpoint import check_mirror, list_checkpoints, mirror_or_warn, restore_checkpoint, save_checkpoint
-from .cyclegan import CycleGAN, ImagePool, l1, lsgan_loss
+from . import backend, modes
+from .batches import pixels
+from .checkpoint import check_mirror, list_checkpoints, restore_checkpoint
+from .cyclegan import CycleGAN, ImagePool
+from .data import load_domains
+from .datasets import scale_images
 from .files import atomic_path, write_text
-from .fused import pixels
-from .panel import DEFAULTS, check_panel, parse_setting
+from .losses import l1, lsgan_loss
+from .panel import CYCLE_DEFAULTS, CYCLE_TASKS, check_cycle_panel, parse_setting
 from .plots import plot_cycle_history, save_cycle_grid
 from .progress import Progress
-from .runs import RunLock, history_array, is_run, new_run_dir, save_panel, write_history
-from .training import TrainingDiverged, _writing  # _writing: a full disk reads as in a train run
+from .runs import (
+    check_epochs,
+    check_kept,
+    check_new_folder,
+    diverged,
+    history_rows,
+    is_run,
+    load_panel,
+    new_run_dir,
+    open_run,
+    save_state,
+)
 
-# ---------------------------------------------------------------- the panel
-
-# The keys only a CycleGAN has; the others are the shared panel's (panel.py) that a CycleGAN run uses.
-CYCLE_DEFAULTS = {
-    "dataset_b": "",  # domain B (panel key dataset is domain A): a folder of images, or a shapes-* name
-    "cycle_weight": 10.0,  # lambda, the cycle-consistency loss's weight (the paper's 10)
-    "identity_weight": 5.0,  # the identity loss's weight: 0.5 * lambda, as in the paper; 0 = off
-    "pool_size": 50,  # fakes kept for D (the paper's 50); 0 = D sees only the newest; else at least n_batch
-    "res_blocks": 3,  # residual blocks in each generator (the paper: 6 at 128 x 128, 9 at 256 x 256)
-}
-SHARED_KEYS = ("dataset", "limit", "image_size", "resize", "channels", "seed", "deterministic", "arch", "width",
-               "n_epochs", "n_batch", "d_lr", "g_lr", "beta_1", "grid", "save_freq", "batchloss",
-               "checkpoint_every", "keep_checkpoints", "mirror_dir", "load_weights", "epochs")
-KEYS = SHARED_KEYS + tuple(CYCLE_DEFAULTS)
 # Keys a resumed run must keep: what each step draws and the shapes of what the checkpoint holds.
-FIXED = ("dataset", "dataset_b", "limit", "image_size", "resize", "channels", "width", "res_blocks", "n_batch",
-         "pool_size", "grid")
-
-# The offline task: A = warm shapes, B = cool ones (data.make_shapes). CycleGAN changes how things look and keeps
-# where they are, so a colour change with the shape kept is the translation it can do (the paper's own failures are
-# changes of geometry, such as dog to cat), and gan_lib's shapes classifier can check both halves of it.
-TASKS = {"shapes": {"dataset": "shapes-warm", "dataset_b": "shapes-cool", "limit": 2000, "n_epochs": 3}}
-SHAPES_DOMAINS = {"shapes-warm": 0, "shapes-cool": 5}  # first class of each colour family in data.SHAPES_CLASSES
+RESUME_KEPT = ("dataset", "dataset_b", "limit", "image_size", "resize", "channels", "width", "res_blocks", "n_batch",
+               "pool_size", "grid")
 EVAL_N = 256  # images of each domain the cycle errors and translation scores are measured on (the first ones)
 
 VALUES = ("g_loss", "g_adv", "cycle_loss", "identity_loss", "d_a_loss", "d_b_loss",
           "d_a_real", "d_a_fake", "d_b_real", "d_b_fake")  # what one step returns, in this order
 EVAL_COLUMNS = ("cycle_error_a", "cycle_error_b", "translation_ab", "translation_ba")  # epoch ends only
 COLUMNS = ("epoch", "batch", "step", *VALUES, *EVAL_COLUMNS)
-
-
-def check_cycle_panel(panel=None, **overrides):
-    """The shared panel's checks for the keys a CycleGAN uses (arch 'cyclegan' defaults), and CYCLE_DEFAULTS'.
-
-    Returns a new dict of exactly KEYS; ValueError for any other key, a wrong type or an impossible value.
-    """
-    given = {**(panel or {}), **overrides}
-    if given.get("arch", "cyclegan") != "cyclegan":
-        raise ValueError(f"a CycleGAN panel has arch 'cyclegan', got {given['arch']!r}")
-    for key in given:
-        if key not in KEYS:
-            raise ValueError(f"panel key {key!r} does not apply to a CycleGAN; its keys: {', '.join(KEYS)}")
-    cycle = {**CYCLE_DEFAULTS, **{k: v for k, v in given.items() if k in CYCLE_DEFAULTS}}
-    merged = check_panel({k: v for k, v in given.items() if k in SHARED_KEYS}, arch="cyclegan")
-    for key, value in cycle.items():
-        want = type(CYCLE_DEFAULTS[key])
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = cycle[key] = float(value)
-        if type(value) is not want:
-            raise ValueError(f"panel key {key!r} must be {want.__name__}, got {type(value).__name__} {value!r}")
-    for key in ("cycle_weight", "identity_weight", "pool_size", "res_blocks"):
-        if cycle[key] < 0 or not np.isfinite(cycle[key]):
-            raise ValueError(f"panel key {key!r} must be a number of at least 0, got {cycle[key]!r}")
-    if cycle["pool_size"] and cycle["pool_size"] < merged["n_batch"]:
-        raise ValueError(f"panel key 'pool_size' is {cycle['pool_size']} but n_batch is {merged['n_batch']}: the pool "
-                         "swaps a whole batch into distinct slots, so use a pool_size of at least n_batch, or 0 for none")
-    if not cycle["dataset_b"]:
-        raise ValueError("panel key 'dataset_b' (domain B) is empty: give two folders, DIR_A DIR_B, or --task shapes")
-    return {**{k: merged[k] for k in SHARED_KEYS}, **cycle}
+ADVICE = "try lower learning rates, --set g_lr=0.0001 --set d_lr=0.0001"  # after a NaN loss
 
 
 def load_cycle_panel(run_dir):
     """The panel a CycleGAN run was made with, checked; ValueError if it is not a CycleGAN run."""
-    path = os.path.join(run_dir, "panel.json")
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} cannot be read ({e}); is {run_dir!r} a gan_lib run folder?") from None
-    if saved.get("arch") != "cyclegan":
-        raise ValueError(f"{run_dir!r} is a {saved.get('arch', 'tutorial')} run, not a CycleGAN one; resume it with "
+    if not is_run(run_dir):
+        raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json)")
+    arch = load_panel(run_dir, check=lambda saved: saved.get("arch", "tutorial"))
+    if arch != "cyclegan":
+        raise ValueError(f"{run_dir!r} is a {arch} run, not a CycleGAN one; resume it with "
                          "python -m gan_lib train --resume")
-    try:
-        return check_cycle_panel(saved)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    return load_panel(run_dir, check=check_cycle_panel)
 
 
-def parse_cycle_setting(text):
-    """'KEY=VALUE' for a CycleGAN panel -> (key, value) typed like its default."""
-    key, sep, raw = text.partition("=")
-    if key.strip() in CYCLE_DEFAULTS and sep:
-        want = type(CYCLE_DEFAULTS[key.strip()])
-        try:
-            return key.strip(), want(raw)
-        except ValueError:
-            raise ValueError(f"--set {key.strip()}= wants {'a number' if want is float else text}, got {raw!r}") from None
-    if key.strip() not in DEFAULTS:
-        raise ValueError(f"unknown panel key {key.strip()!r}; a CycleGAN's keys: {', '.join(KEYS)}")
-    return parse_setting(text)
+def cycle_panel(domains=(), task=None, resume=None, settings=(), **flags):
+    """The CycleGAN panel `python -m gan_lib cyclegan` asks for: two domains (folders, .npz files, named sets),
+    or a task (CYCLE_TASKS), or a run folder to resume (its own panel.json); then flags (panel keys such as
+    n_epochs, n_batch, limit, seed; None = not given) and settings ('KEY=VALUE' texts, as --set takes them)."""
+    if resume:
+        if domains or task:
+            raise ValueError("--resume continues a run with its own domains; leave out DIR_A DIR_B and --task")
+        panel = {**load_cycle_panel(resume), "load_weights": True, "epochs": 0}
+    elif task:
+        if domains:
+            raise ValueError(f"give either two folders or --task {task}, not both")
+        if task not in CYCLE_TASKS:
+            raise ValueError(f"unknown task {task!r}; choose {', '.join(CYCLE_TASKS)}")
+        panel = dict(CYCLE_TASKS[task])
+    elif len(domains) == 2:
+        panel = {"dataset": domains[0], "dataset_b": domains[1]}
+    else:
+        raise ValueError(f"give two folders of images, DIR_A DIR_B (got {len(domains)}), or --task shapes, "
+                         "or --resume RUN_DIR")
+    panel.update({k: v for k, v in flags.items() if v is not None})
+    panel.update(parse_setting(text, extra=CYCLE_DEFAULTS) for text in settings)
+    return check_cycle_panel(panel)
 
 
-# ---------------------------------------------------------------- the two domains
+def default_cycle_dir(panel):
+    """A new folder in outputs/ named after the two domains: outputs/cyclegan-A-B-DATE-TIME."""
+    names = "-".join(os.path.basename(os.path.normpath(panel[k])) for k in ("dataset", "dataset_b"))
+    return new_run_dir(None, "cyclegan-" + "".join(c if c.isalnum() else "_" for c in names))
 
-
-def load_domain(name, panel, which, log=None):
-    """One domain's images -> (uint8 (N, H, W, C), int64 shapes classes (N,) or None).
-
-    name: 'shapes-warm' or 'shapes-cool' (data.make_shapes' colour families, made here), or anything
-    data.load_images takes (a folder of photos of any sizes, an .npz, a named dataset). Folders are
-    brought to image_size (0: 64); limit keeps the first N images.
-    """
-    limit = panel["limit"]
-    try:
-        if name in SHAPES_DOMAINS:
-            first = SHAPES_DOMAINS[name]
-            want = limit or TASKS["shapes"]["limit"]
-            n = 2 * want + 64
-            while True:  # image i depends on i alone, so a larger set starts with the smaller one
-                x, y = data.make_shapes(n)
-                keep = (y >= first) & (y < first + 5)
-                if keep.sum() >= want:
-                    break
-                n *= 2
-            x, y = x[keep][:want], y[keep][:want]
-            if panel["image_size"] or panel["channels"]:
-                x = data.resize_images(x, panel["image_size"], panel["resize"], panel["channels"], log=log)
-            return x, y
-        options = data.panel_load_options({**panel, "dataset": name})
-        return data.check_images(data.load_images(name, limit, **options, log=log), name=name, scaled=False), None
-    except ValueError as e:
-        raise ValueError(f"domain {which} ({name}): {e}") from None
-
-
-def load_domains(panel, log=None):
-    """(a, b, labels_a, labels_b): both domains as uint8 (N, H, W, C), the same H, W and C.
-
-    One domain greyscale and the other RGB: the greyscale one is made RGB (with a log line), so G and F
-    map images of one shape and the identity loss applies. Different sizes (an .npz or a named
-    dataset keeps its own): ValueError, set image_size.
-    """
-    if os.path.abspath(panel["dataset"]) == os.path.abspath(panel["dataset_b"]):
-        raise ValueError(f"domains A and B are the same ({panel['dataset']!r}); give two different folders")
-    a, labels_a = load_domain(panel["dataset"], panel, "A", log)
-    b, labels_b = load_domain(panel["dataset_b"], panel, "B", log)
-    if a.shape[1:3] != b.shape[1:3]:
-        raise ValueError(f"domain A's images are {a.shape[1]}x{a.shape[2]} but domain B's are {b.shape[1]}x{b.shape[2]}; "
-                         "bring both to one size with --set image_size=32 (or 64)")
-    if a.shape[3] != b.shape[3]:
-        if log:
-            log(f"domain {'A' if a.shape[3] == 1 else 'B'} is greyscale and the other RGB: using it as RGB "
-                "(--set channels=1 makes both greyscale)")
-        a, b = (data.resize_images(x, 0, channels=3) for x in (a, b))
-    for which, x in (("A", a), ("B", b)):
-        if len(x) < panel["n_batch"]:
-            raise ValueError(f"domain {which} has {len(x)} images but n_batch is {panel['n_batch']}; lower --batch "
-                             "or give more images")
-    return a, b, labels_a, labels_b
 
 
 def build_cyclegan(panel, shape_a, shape_b=None):
@@ -215,7 +133,7 @@ class CycleStep:
     def batch(self, images):
         """n_batch random images (with replacement) of a uint8 domain on the device -> float32 in [-1, 1]."""
         idx = keras.random.randint((self.n_batch,), 0, keras.ops.shape(images)[0], seed=self.seed)
-        return pixels(keras.ops.take(images, idx, axis=0))  # fused.pixels: scale_images' values exactly
+        return pixels(keras.ops.take(images, idx, axis=0))  # batches.pixels: scale_images' values exactly
 
     def _step(self, data_a, data_b):
         c, ops = self.cycle, keras.ops
@@ -231,7 +149,7 @@ class CycleStep:
             return adv + self.cycle_weight * cyc + self.identity_weight * idt, (fake_a, fake_b, adv, cyc, idt)
 
         g_total, (fake_a, fake_b, adv, cyc, idt), grads = backend.value_and_gradients(g_loss, c.g_variables, aux=True)
-        c.g_optimizer.apply(grads, c.g_variables)
+        backend.apply_gradients(c.g_optimizer, grads, c.g_variables)
         if self.pools:
             fake_a, fake_b = self.pools[0](fake_a, self.seed), self.pools[1](fake_b, self.seed)
 
@@ -242,15 +160,21 @@ class CycleStep:
             return loss_a + loss_b, (loss_a, loss_b, *[ops.mean(s) for s in scores])
 
         _, d_values, grads = backend.value_and_gradients(d_loss, c.d_variables, aux=True)
-        c.d_optimizer.apply(grads, c.d_variables)
+        backend.apply_gradients(c.d_optimizer, grads, c.d_variables)
         return ops.stack([g_total, adv, cyc, idt, *d_values])
 
     def __call__(self):
         with backend.no_grad():  # torch: nothing outside value_and_gradients is recorded
             self.pending.append(self.step(*self.data))
 
+    def sync(self):
+        """Make the models' variables current (JAX: write the compiled step's state back; elsewhere nothing to do)."""
+        self.step.sync()
+
     def read(self):
-        """The values of the steps run since the last read, as dicts; one host transfer for all of them."""
+        """The values of the steps run since the last read, as dicts; one host transfer for all of them. The models'
+        variables are made current too (sync), for the checkpoint or the measurements that follow."""
+        self.sync()
         if not self.pending:
             return []
         values = keras.ops.convert_to_numpy(keras.ops.stack(self.pending)).astype(np.float64)
@@ -317,35 +241,25 @@ def train_cycle(cycle, data_a, data_b, panel=None, run_dir=None, labels=(None, N
         if len(x) < panel["n_batch"]:
             raise ValueError(f"domain {which} has {len(x)} images but n_batch is {panel['n_batch']}")
     run_dir = run_dir or new_run_dir(None, "cyclegan")
-    if panel["load_weights"] and not is_run(run_dir):
-        raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json), so there is nothing to resume")
-    if not panel["load_weights"] and is_run(run_dir):
-        raise ValueError(f"{run_dir!r} already holds a run; resume it with --resume or choose another folder")
     check_mirror(panel["mirror_dir"])
     step = CycleStep(cycle, data_a, data_b, panel)
     classifier = None
     if all(label is not None for label in labels) and cycle.shape_a == cycle.shape_b == (32, 32, 3):
-        from .modes import classifier as shapes_classifier
-
-        classifier = shapes_classifier("shapes", verbose=bool(verbose))
+        classifier = modes.classifier("shapes", verbose=bool(verbose))
     n_eval = [min(EVAL_N, len(x)) for x in (data_a, data_b)]
-    evals = [data.scale_images(x[:n]) for x, n in zip((data_a, data_b), n_eval)]  # float32 in [-1, 1]
+    evals = [scale_images(x[:n]) for x, n in zip((data_a, data_b), n_eval)]  # float32 in [-1, 1]
     run = CycleRun(run_dir, panel, cycle, step, *evals,
                    tuple(None if label is None else np.asarray(label)[:n] for label, n in zip(labels, n_eval)),
                    classifier, [])
-    created = not os.path.exists(run_dir)
     try:
-        with RunLock(run_dir) as lock, _writing(run_dir, "cyclegan"):
+        with open_run(run_dir, panel["load_weights"], "cyclegan") as lock:
             resume(run, verbose)
-            lock.claim()
-            save_panel(run_dir, panel)
+            lock.claim(panel)
             for epoch in range(run.epoch0, panel["n_epochs"]):
                 train_epoch(run, epoch, max(len(data_a), len(data_b)) // panel["n_batch"], verbose)
                 end_epoch(run, epoch, verbose)
-    except BaseException:
-        if created and not is_run(run_dir):  # failed before it wrote anything: leave no folder
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+    finally:
+        step.sync()  # interrupted mid-epoch on JAX: the models still hold the latest weights
     return run.history
 
 
@@ -356,22 +270,12 @@ def resume(run, verbose):
         if panel["load_weights"] and verbose:
             print(f"{run.run_dir} has no checkpoint yet: starting it from the beginning")
         return
-    saved = load_cycle_panel(run.run_dir)
-    for key in FIXED:
-        if saved[key] != panel[key]:
-            raise ValueError(f"panel key {key!r} is {panel[key]!r} but run {run.run_dir!r} was made with {saved[key]!r}; "
-                             "a run resumes with its own value (drop the override)")
+    check_kept(load_cycle_panel(run.run_dir), panel, RESUME_KEPT, run.run_dir)
     meta, _, rows, path = restore_checkpoint(run.run_dir, run.cycle, verbose=verbose, extra=run.step.variables)
-    if panel["epochs"] and panel["epochs"] != meta["epoch"]:
-        raise ValueError(f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run.run_dir!r} has "
-                         f"{meta['epoch']} epochs completed; set epochs=0 to resume from wherever it stopped")
-    if meta["epoch"] >= panel["n_epochs"]:
-        raise ValueError(f"run {run.run_dir!r} has already trained {meta['epoch']} epochs and n_epochs is "
-                         f"{panel['n_epochs']}; ask for more (--epochs {meta['epoch'] + 10})")
+    check_epochs(meta, panel, run.run_dir)
     run.cycle.g_optimizer.learning_rate = panel["g_lr"]  # the panel wins: --set g_lr=... changes it from here on
     run.cycle.d_optimizer.learning_rate = panel["d_lr"]
-    run.history = [{k: int(v) if k in ("epoch", "batch", "step") else None if np.isnan(v) else float(v)
-                    for k, v in zip(COLUMNS, row)} for row in rows]
+    run.history = history_rows(rows, COLUMNS, measured=COLUMNS)
     run.epoch0, run.batch0 = meta["epoch"], meta["batch"]
     if verbose:
         print(f"resuming {run.run_dir} from {os.path.basename(path)}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
@@ -399,11 +303,8 @@ def train_epoch(run, epoch, batches, verbose):
 def record(run, row, epoch, batch, batches, progress):
     """Check one batch's values, add them to the history, show them (batch is 1-based; progress None = quiet)."""
     if not all(np.isfinite(list(row.values()))):
-        write_history(run.run_dir, run.history, COLUMNS)
-        raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, batch {batch}: "
-                               + ", ".join(f"{k}={v:.4g}" for k, v in row.items())
-                               + f". History so far is in {run.run_dir}/history.csv; the last good checkpoint is "
-                               "untouched (try lower learning rates, --set g_lr=0.0001 --set d_lr=0.0001)")
+        diverged(run.run_dir, run.history, f"training diverged at epoch {epoch + 1}, batch {batch}: "
+                 + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), COLUMNS, ADVICE)
     run.history.append({"epoch": epoch + 1, "batch": batch, "step": len(run.history) + 1, **row,
                         **dict.fromkeys(EVAL_COLUMNS)})
     if progress is not None:
@@ -449,28 +350,22 @@ def describe(found):
 
 
 def checkpoint(run, epoch, batch):
-    """The full state after `batch` batches of epoch `epoch` (0-based; batch 0 = an epoch end), then history.csv
-    (at epoch ends) and the mirror."""
-    try:
-        save_checkpoint(run.run_dir, run.cycle, {"epoch": epoch, "batch": batch}, np.zeros(0, np.float32),
-                        history_array(run.history, COLUMNS), keep=run.panel["keep_checkpoints"], extra=run.step.variables)
-    except FloatingPointError as e:  # NaN weights: one line, as train's, not a traceback; the last checkpoint stays
-        write_history(run.run_dir, run.history, COLUMNS)
-        raise TrainingDiverged(f"training diverged before epoch {epoch + 1}, batch {batch}: {e}. The last good "
-                               f"checkpoint in {run.run_dir} is untouched (try lower learning rates)") from None
-    if batch == 0:
-        write_history(run.run_dir, run.history, COLUMNS)
-    if run.panel["mirror_dir"]:
-        mirror_or_warn(run.run_dir, run.panel["mirror_dir"])
+    """The full state after `batch` batches of epoch `epoch` (0-based; batch 0 = an epoch end): runs.save_state."""
+    save_state(run.run_dir, run.cycle, {"epoch": epoch, "batch": batch}, np.zeros(0, np.float32), run.history,
+               run.panel, extra=run.step.variables, columns=COLUMNS, advice="try lower learning rates")
 
 
 def train_cyclegan(panel=None, run_dir=None, verbose=1, log=print):
     """Everything `python -m gan_lib cyclegan` does: load both domains, seed, build, train. Returns (cycle, history).
 
-    panel: a CycleGAN panel (check_cycle_panel), e.g. {**TASKS['shapes'], 'n_epochs': 2}, or a resumed
-    run's own with load_weights=True.
+    panel: a CycleGAN panel (check_cycle_panel), e.g. {**CYCLE_TASKS['shapes'], 'n_epochs': 2}, or a resumed
+    run's own with load_weights=True. run_dir: the run folder (default: default_cycle_dir); a new run's must be
+    new or empty.
     """
     panel = check_cycle_panel(panel)
+    run_dir = run_dir or default_cycle_dir(panel)
+    if not panel["load_weights"]:
+        check_new_folder(run_dir)
     a, b, labels_a, labels_b = load_domains(panel, log)
     backend.set_seed(panel["seed"], panel["deterministic"])
     cycle = build_cyclegan(panel, a.shape[1:], b.shape[1:])

@@ -161,18 +161,6 @@ class CycleGAN:
         return found + list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
 
 
-# ---------------------------------------------------------------- losses (means over the batch and the patches)
-
-
-def lsgan_loss(scores, target):
-    """Least squares: mean (scores - target)^2, target 1 (real) or 0 (fake)."""
-    return keras.ops.mean(keras.ops.square(scores - target))
-
-
-def l1(x, y):
-    return keras.ops.mean(keras.ops.abs(x - y))
-
-
 # ---------------------------------------------------------------- the image pool
 
 

@@ -46,7 +46,7 @@ import numbers
 import keras
 from keras import layers
 
-from .models import check_memory
+from .devices import check_memory
 
 SLOPE = 0.2  # LeakyReLU's slope for x < 0 in D
 

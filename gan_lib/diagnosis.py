@@ -20,11 +20,14 @@ looks wrong: D winning outright, G collapsing, G's gradient vanishing, losses sw
 without progress, G stuck on nearly one image D always rejects. Training never stops for a hint.
 """
 
+import keras
 import numpy as np
 
-from .data import images_of, n_classes_of, scale_batch
+from . import metrics, modes
+from .backend import value_and_gradients
+from .batches import images_of, n_classes_of, scale_batch
+from .losses import generator_loss
 
-EVAL_COLUMNS = ("g_grad_norm", "diversity", "modes", "domain_fd")
 N_EVAL = 256  # images generated per measurement (diversity, modes, domain_fd)
 N_GRAD = 64  # latent points for the gradient norm
 EVAL_SEED = 20261124  # with the run's seed: the measurements' own latent points and real images
@@ -46,36 +49,19 @@ def mean_distance(x):
 def generator_gradients(g_model, d_model, z, objective="non_saturating"):
     """d(G's loss) / d(G's trainable weights), as NumPy arrays; both models in inference mode.
 
-    G's loss is fused.generator_loss (objective: panel key g_objective). Inference mode:
+    G's loss is losses.generator_loss (objective: panel key g_objective). Inference mode:
     no dropout draws and no BatchNorm statistics updates, so measuring changes nothing
     the training depends on. z: float32 (n, latent_dim); a conditional GAN's [z, classes (n,)],
     the classes given to D too.
     """
-    import keras
-
-    from .fused import generator_loss
-
     classes = keras.ops.convert_to_tensor(z[1]) if isinstance(z, (list, tuple)) else None  # beside G's tensor
 
     def judged(x):  # D's input: G's images, with their classes for a conditional GAN
         return x if classes is None else [x, classes]
 
     variables = g_model.trainable_variables
-    if keras.backend.backend() == "jax":
-        import jax
-
-        rest = [v.value for v in g_model.non_trainable_variables]
-
-        def loss(values):  # G as a pure function of its weights; D's weights are constants here
-            x, _ = g_model.stateless_call(values, rest, z, training=False)
-            return generator_loss(d_model(judged(x), training=False), objective)
-
-        grads = jax.grad(loss)([v.value for v in variables])
-    else:
-        from .backend import value_and_gradients
-
-        _, grads = value_and_gradients(
-            lambda: generator_loss(d_model(judged(g_model(z, training=False)), training=False), objective), variables)
+    _, grads = value_and_gradients(
+        lambda: generator_loss(d_model(judged(g_model(z, training=False)), training=False), objective), variables)
     return [np.zeros(v.shape) if g is None else keras.ops.convert_to_numpy(g) for v, g in zip(variables, grads)]
 
 
@@ -86,7 +72,7 @@ def generator_gradient_norm(g_model, d_model, z, objective="non_saturating"):
 
 
 class Monitor:
-    """Measures a generator during training (the EVAL_COLUMNS) on fixed points, the same every time.
+    """Measures a generator during training (runs.EVAL_COLUMNS) on fixed points, the same every time.
 
     dataset: the run's images (N, H, W, C), float32 in [-1, 1] or uint8, or [images, labels] for
     a conditional GAN; panel: the run's panel (seed, latent_dim, dataset name). A conditional G
@@ -106,8 +92,6 @@ class Monitor:
 
     def _classifier(self):
         """The dataset's classifier and the real images' feature statistics, or None (and self.note says why)."""
-        from . import metrics, modes
-
         if self.model is not None or self.note is not None:
             return self.model
         if self.dataset not in modes.CHANNELS:
@@ -123,11 +107,7 @@ class Monitor:
         return model
 
     def measure(self, g_model, d_model):
-        """The EVAL_COLUMNS now, as a dict of floats (None for those this dataset cannot have)."""
-        import keras
-
-        from . import metrics, modes
-
+        """runs.EVAL_COLUMNS now, as a dict of floats (None for those this dataset cannot have)."""
         k = n_classes_of(g_model)
         z = [self.z, np.arange(N_EVAL, dtype=np.int32) % k] if k else self.z  # cgan: the classes in turn
 

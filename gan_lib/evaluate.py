@@ -1,21 +1,28 @@
 """How well D tells real from fake: the tutorial's summarize_performance and D's scores."""
 
+import json
 import os
 
 import keras
 import numpy as np
 
+from . import memorisation, modes
 from . import metrics as inception
-from . import modes
-from .data import DownloadError, generate_fake_samples, generate_real_samples, images_of, n_classes_of
-from .files import atomic_path, copy_file
-from .models import first_input_shape, real_part
+from .batches import first_input_shape, images_of, n_classes_of
+from .data import generate_fake_samples, generate_real_samples, load_real_samples
+from .datasets import DownloadError
+from .diagnosis import diagnose
+from .files import atomic_path, copy_file, write_text
+from .generate import load_generator
+from .losses import real_part
+from .panel import check_panel
 from .plots import save_plot
+from .runs import is_run, load_panel, read_history
 
 
 def d_scores(d_model, x):
     """D's opinion of each image, probability of 'real': float32 (N,). Inference mode (no dropout).
-    An ACGAN's D: its first column (models.real_part)."""
+    An ACGAN's D: its first column (losses.real_part)."""
     return keras.ops.convert_to_numpy(real_part(d_model(x, training=False))).reshape(-1)
 
 
@@ -112,10 +119,56 @@ def _score(metric, real, fake, training, dataset, weights, seed, cache):
     if metric == "domain_fd":  # the Frechet distance on the classifier's features: cheap, and no download
         return inception.fid_from_features(modes.features(real, dataset), modes.features(fake, dataset))
     if metric == "memorisation":
-        return modes.memorisation_score(fake, training, dataset=dataset)  # against every training image
+        return memorisation.memorisation_score(fake, training, dataset=dataset)  # against every training image
     if "inception" not in cache:  # 2048-d pool features at 299 x 299: the slow part
         cache["inception"] = (inception.inception_features(real, weights), inception.inception_features(fake, weights))
     if metric == "fid":
         return inception.fid_from_features(*cache["inception"])
     mean, std = inception.kid(*cache["inception"], rng=seed)
     return {"mean": mean, "std": std}
+
+
+def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", seed=0, log=print):
+    """What `python -m gan_lib evaluate` does: score a generator (a run folder or a .keras file) against the real
+    images (default: its run's dataset, at the run's size and channels), say what its history.csv shows
+    (diagnosis.py), and write metrics.json beside the model. metrics: names from METRICS (default: all of them,
+    and conditional_accuracy for a conditional GAN). log: a function given the report's lines, or None.
+    Returns (scores, skipped, path of metrics.json)."""
+    g_model, model_path = load_generator(model)
+    folder = os.path.dirname(model_path)
+    in_run = is_run(folder)
+    panel = load_panel(folder) if in_run else check_panel()
+    dataset_name = dataset or (panel["dataset"] if in_run else None)
+    if not dataset_name:
+        raise ValueError(f"{model_path} is not in a run folder, so give the real images with --dataset")
+    # The real images must look like the generated ones: the panel's size and channels, or when it says 0 the
+    # generator's (a model outside a run folder, or a folder of photos, which training brought to that size).
+    _, h, w, c = g_model.output_shape  # a conditional G's too: one output, the images
+    real = load_real_samples(dataset_name, 0 if dataset else panel["limit"], image_size=panel["image_size"] or h * (h == w),
+                             resize=panel["resize"], channels=panel["channels"] or c, log=log)
+    if metrics is None:  # all of them; a conditional GAN is also asked whether it draws the class asked for
+        metrics = [*METRICS, CONDITIONAL] if n_classes_of(g_model) else list(METRICS)
+    scores, skipped = evaluate_generator(g_model, real, dataset_name, metrics, n, weights, seed)
+    lines = [f"{model_path} against {dataset_name} ({len(real)} images), {n} generated:"]
+    pad = max(map(len, metrics), default=0)  # the values in one column
+    lines += [f"  {m:<{pad}} {shown(scores[m]) if m in scores else 'not run: ' + skipped[m]}" for m in metrics]
+    found = None
+    if os.path.exists(os.path.join(folder, "history.csv")):  # a run: what its history says (diagnosis.py)
+        found = diagnose(read_history(folder))
+        lines.append("diagnosis of its history.csv:" if found else "diagnosis of its history.csv: no sign of trouble")
+        lines += [f"  {line}" for line in found.values()]
+    out = os.path.join(folder, "metrics.json")
+    write_text(out, json.dumps({"model": os.path.basename(model_path), "dataset": dataset_name, "n": n, "seed": seed,
+                                "scores": scores, "not_run": skipped, "diagnosis": found}, indent=2))
+    for line in lines + [f"wrote {out}"] if log else ():
+        log(line)
+    return scores, skipped, out
+
+
+def shown(value):
+    """A metric's value as evaluate prints it: numbers to 4 significant digits, per-class shares to 2 decimals."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {shown(v)}" if isinstance(v, (float, list)) else f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):  # per-class shares
+        return "[" + " ".join("-" if v is None else f"{v:.2f}" for v in value) + "]"
+    return f"{value:.4g}"

@@ -22,7 +22,7 @@ import os
 import keras
 import numpy as np
 
-from .data import DownloadError, check_images
+from .datasets import check_images, download, keras_home
 
 WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"  # what Keras's InceptionV3 fetches
 WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/" + WEIGHTS_FILE
@@ -182,16 +182,10 @@ def _feature_model(weights):
 
 def _imagenet_weights():
     """The path of Keras's ImageNet weights file in the Keras cache (KERAS_HOME read now), downloading it once."""
-    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    try:
-        return keras.utils.get_file(WEIGHTS_FILE, WEIGHTS_URL, cache_subdir="models", file_hash=WEIGHTS_MD5,
-                                    cache_dir=home)
-    except Exception as e:  # urllib and Keras raise many kinds; all mean the same to a user
-        raise DownloadError(
-            f"could not download the Inception-v3 weights {WEIGHTS_FILE} ({type(e).__name__}); are you offline? "
-            f"Keras keeps it in {os.path.join(home, 'models')}; copy the file there, or pass weights=PATH "
-            "(on the command line --weights PATH) to a copy of it"
-        ) from None
+    return download(WEIGHTS_FILE, WEIGHTS_URL, f"the Inception-v3 weights {WEIGHTS_FILE}", cache_subdir="models",
+                    file_hash=WEIGHTS_MD5,
+                    advice=f"Keras keeps it in {os.path.join(keras_home(), 'models')}; copy the file there, or pass "
+                    "weights=PATH (on the command line --weights PATH) to a copy of it")
 
 
 # ---------------------------------------------------------------- the scores on images

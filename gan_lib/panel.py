@@ -6,6 +6,7 @@ be set from the command line with `--set KEY=VALUE`.
 
 import difflib
 import json
+import math
 
 DEFAULTS = {
     # the tutorial's control panel
@@ -59,9 +60,9 @@ DEFAULTS = {
 # The values panel key 'precision' may take: Keras dtype policies (keras.mixed_precision).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
-# The values panel key 'resize' may take: how a photo becomes a square (gan_lib.data.read_image_folder).
+# The values panel key 'resize' may take: how a photo becomes a square (gan_lib.photos.read_image_folder).
 RESIZES = ("crop", "stretch")
-# The values panel key 'g_objective' may take (fused.generator_loss): the tutorial trains G with labels 1, the
+# The values panel key 'g_objective' may take (losses.generator_loss): the tutorial trains G with labels 1, the
 # non-saturating loss; 'saturating' is Goodfellow et al.'s minimax log(1 - D(G(z))), whose gradient vanishes.
 OBJECTIVES = ("non_saturating", "saturating")
 # The values panel key 'arch' may take, and the defaults each one changes: where the caller did not set
@@ -158,15 +159,23 @@ def _check_type(key, value):
     return value
 
 
-def parse_setting(text):
-    """'KEY=VALUE' from the command line -> (key, value) typed like the default."""
+def parse_setting(text, extra=None):
+    """'KEY=VALUE' from the command line -> (key, value) typed like the key's default.
+
+    KEY is a panel key (DEFAULTS) or one of `extra`, a dict of more keys and their defaults (a CycleGAN's
+    CYCLE_DEFAULTS, a toy's model keys). ValueError for a malformed setting, an unknown key (with the
+    nearest known one) or a value of the wrong kind.
+    """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ValueError(f"--set wants KEY=VALUE, got {text!r}")
-    if key not in DEFAULTS:
-        check_panel({key: None})  # raises the unknown-key error with a suggestion
-    want = type(DEFAULTS[key])
+    defaults = {**DEFAULTS, **(extra or {})}
+    if key not in defaults:
+        close = difflib.get_close_matches(key, defaults, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown panel key {key!r}.{hint} Known keys: {', '.join(defaults)}")
+    want = type(defaults[key])
     try:
         if want is bool:
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -181,3 +190,58 @@ def parse_setting(text):
 def panel_json(panel):
     """The panel as pretty JSON text, for panel.json in the run folder."""
     return json.dumps(panel, indent=2, sort_keys=True) + "\n"
+
+
+# A CycleGAN's panel (python -m gan_lib cyclegan, cycle_training.py): the keys only a CycleGAN has, and the
+# shared panel's keys it uses.
+CYCLE_DEFAULTS = {
+    "dataset_b": "",  # domain B (panel key dataset is domain A): a folder of images, or a shapes-* name
+    "cycle_weight": 10.0,  # lambda, the cycle-consistency loss's weight (the paper's 10)
+    "identity_weight": 5.0,  # the identity loss's weight: 0.5 * lambda, as in the paper; 0 = off
+    "pool_size": 50,  # fakes kept for D (the paper's 50); 0 = D sees only the newest; else at least n_batch
+    "res_blocks": 3,  # residual blocks in each generator (the paper: 6 at 128 x 128, 9 at 256 x 256)
+}
+
+
+CYCLE_SHARED_KEYS = ("dataset", "limit", "image_size", "resize", "channels", "seed", "deterministic", "arch", "width",
+               "n_epochs", "n_batch", "d_lr", "g_lr", "beta_1", "grid", "save_freq", "batchloss",
+               "checkpoint_every", "keep_checkpoints", "mirror_dir", "load_weights", "epochs")
+
+
+CYCLE_KEYS = CYCLE_SHARED_KEYS + tuple(CYCLE_DEFAULTS)
+
+
+# The offline task: A = warm shapes, B = cool ones (datasets.make_shapes). CycleGAN changes how things look and keeps
+# where they are, so a colour change with the shape kept is the translation it can do (the paper's own failures are
+# changes of geometry, such as dog to cat), and gan_lib's shapes classifier can check both halves of it.
+CYCLE_TASKS = {"shapes": {"dataset": "shapes-warm", "dataset_b": "shapes-cool", "limit": 2000, "n_epochs": 3}}
+
+
+def check_cycle_panel(panel=None, **overrides):
+    """The shared panel's checks for the keys a CycleGAN uses (arch 'cyclegan' defaults), and CYCLE_DEFAULTS'.
+
+    Returns a new dict of exactly CYCLE_KEYS; ValueError for any other key, a wrong type or an impossible value.
+    """
+    given = {**(panel or {}), **overrides}
+    if given.get("arch", "cyclegan") != "cyclegan":
+        raise ValueError(f"a CycleGAN panel has arch 'cyclegan', got {given['arch']!r}")
+    for key in given:
+        if key not in CYCLE_KEYS:
+            raise ValueError(f"panel key {key!r} does not apply to a CycleGAN; its keys: {', '.join(CYCLE_KEYS)}")
+    cycle = {**CYCLE_DEFAULTS, **{k: v for k, v in given.items() if k in CYCLE_DEFAULTS}}
+    merged = check_panel({k: v for k, v in given.items() if k in CYCLE_SHARED_KEYS}, arch="cyclegan")
+    for key, value in cycle.items():
+        want = type(CYCLE_DEFAULTS[key])
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = cycle[key] = float(value)
+        if type(value) is not want:
+            raise ValueError(f"panel key {key!r} must be {want.__name__}, got {type(value).__name__} {value!r}")
+    for key in ("cycle_weight", "identity_weight", "pool_size", "res_blocks"):
+        if cycle[key] < 0 or not math.isfinite(cycle[key]):
+            raise ValueError(f"panel key {key!r} must be a number of at least 0, got {cycle[key]!r}")
+    if cycle["pool_size"] and cycle["pool_size"] < merged["n_batch"]:
+        raise ValueError(f"panel key 'pool_size' is {cycle['pool_size']} but n_batch is {merged['n_batch']}: the pool "
+                         "swaps a whole batch into distinct slots, so use a pool_size of at least n_batch, or 0 for none")
+    if not cycle["dataset_b"]:
+        raise ValueError("panel key 'dataset_b' (domain B) is empty: give two folders, DIR_A DIR_B, or --task shapes")
+    return {**{k: merged[k] for k in CYCLE_SHARED_KEYS}, **cycle}

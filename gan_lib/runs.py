@@ -1,19 +1,30 @@
-"""The run folder and the files that describe a run: panel.json, history.csv, the lock.
+"""A run's folder and its life: start or resume with their checks, the lock, checkpoints, history, the mirror.
 
-A run folder holds one training run: its settings (panel.json), one history row
-per batch (history.csv), image grids, generators and checkpoints/. This module
-owns the folder's names and text files; training.py only calls it.
+A run folder holds one training run: its settings (panel.json), one history row per batch
+(history.csv), image grids, generators and checkpoints/. The GAN loop (training.py) and
+CycleGAN (cycle_training.py) both live their runs through these functions:
+
+    with open_run(run_dir, resuming, "train") as lock:   # the folder's checks, the lock, write errors
+        ... restore a checkpoint (check_kept, check_epochs) or start fresh ...
+        lock.claim(panel)                                 # this process writes the run: panel.json
+        ... per batch: record, and every so often save_state (checkpoint, history.csv, mirror) ...
+
+A loss or weight that turns NaN ends the run with diverged(): the history so far is written and
+the last good checkpoint is kept.
 """
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import shutil
 import time
 
 import numpy as np
 
-from .diagnosis import EVAL_COLUMNS
+from .checkpoint import list_checkpoints, mirror_or_warn, save_checkpoint
 from .files import write_text
 from .panel import check_panel, panel_json
 
@@ -22,6 +33,8 @@ try:  # POSIX (Linux, macOS, Colab); elsewhere runs are not locked
 except ImportError:  # pragma: no cover
     fcntl = None
 
+# Measured every eval_every batches (diagnosis.Monitor); None (an empty cell) in between
+EVAL_COLUMNS = ("g_grad_norm", "diversity", "modes", "domain_fd")
 # One row per batch: counters, the three losses, D's mean scores before the step,
 # hard-label accuracies, and the learning rates the step ran with.
 HISTORY_COLUMNS = [
@@ -52,6 +65,13 @@ def new_run_dir(root=None, name="run"):
     return path
 
 
+def check_new_folder(path, resumable=True):
+    """ValueError unless path is free for a new run: missing, or an empty folder (the command line's --out)."""
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise ValueError(f"--out {path!r} exists and is not an empty folder; choose a new folder"
+                         + (", or --resume it if it is a run" if resumable else ""))
+
+
 def is_run(run_dir):
     return os.path.exists(os.path.join(run_dir, "panel.json"))
 
@@ -60,14 +80,17 @@ def save_panel(run_dir, panel):
     write_text(os.path.join(run_dir, "panel.json"), panel_json(panel))
 
 
-def load_panel(run_dir):
-    """The panel a run was made with, checked. ValueError if panel.json is missing or damaged."""
+def load_panel(run_dir, check=check_panel):
+    """The panel a run was made with, checked by `check` (a CycleGAN run's: panel.check_cycle_panel).
+    ValueError if panel.json is missing or damaged."""
     path = os.path.join(run_dir, "panel.json")
     try:
         with open(path) as f:
-            return check_panel(json.load(f))
+            saved = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} cannot be read ({e}); is {run_dir!r} a gan_lib run folder?") from None
+    try:
+        return check(saved)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
 
@@ -94,14 +117,14 @@ def history_array(history, columns=HISTORY_COLUMNS):
     return rows.reshape(-1, len(columns))
 
 
-def history_rows(array):
+def history_rows(array, columns=HISTORY_COLUMNS, measured=EVAL_COLUMNS):
     """A checkpoint's history array back to rows. Checkpoints made before the learning-rate
     or the measurement columns existed have fewer columns; those rows get NaN there (not recorded).
-    A measurement not taken (NaN in the array) is None, as train() records it."""
+    A measurement not taken (NaN in a `measured` column) is None, as train() records it."""
     rows = []
     for values in np.asarray(array, dtype=np.float64):
-        row = {k: float(values[i]) if i < len(values) else float("nan") for i, k in enumerate(HISTORY_COLUMNS)}
-        rows.append({k: int(v) if k in COUNTERS else None if k in EVAL_COLUMNS and np.isnan(v) else v
+        row = {k: float(values[i]) if i < len(values) else float("nan") for i, k in enumerate(columns)}
+        rows.append({k: int(v) if k in COUNTERS else None if k in measured and np.isnan(v) else v
                      for k, v in row.items()})
     return rows
 
@@ -137,9 +160,11 @@ class RunLock:
         self.file = f
         return self
 
-    def claim(self):
-        """Write who holds the lock, for the message another process shows (after the run's checks pass,
-        so a refused resume changes nothing in the folder)."""
+    def claim(self, panel=None):
+        """Write who holds the lock, for the message another process shows, and the run's panel.json (after the
+        run's checks pass, so a refused resume changes nothing in the folder)."""
+        if panel is not None:
+            save_panel(os.path.dirname(self.path), panel)
         if self.file is not None:
             self.file.seek(0)
             self.file.truncate()
@@ -164,3 +189,97 @@ def _alive(owner):
     except PermissionError:  # someone else's process: alive
         pass
     return True
+
+
+# ---------------------------------------------------------------- the run's life
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or weight became NaN or infinite; training stopped."""
+
+
+@contextlib.contextmanager
+def open_run(run_dir, resuming, command="train"):
+    """The run folder's checks, then its lock and the write errors turned into one line; yields the RunLock.
+
+    resuming: the folder must hold a run (panel.json); else it must not. A new run that fails before
+    it wrote its panel.json leaves no folder behind. command: the `python -m gan_lib` command a message
+    tells the user to resume with.
+    """
+    if resuming and not is_run(run_dir):
+        raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json), so there is nothing to resume; "
+                         "give the folder a run wrote, or set load_weights=False to start a new run there")
+    if not resuming and is_run(run_dir):
+        raise ValueError(f"{run_dir!r} already holds a run; resume it with load_weights=True (--resume) "
+                         "or choose another folder")
+    created = not os.path.exists(run_dir)
+    try:
+        with RunLock(run_dir) as lock, writing(run_dir, command):
+            yield lock
+    except BaseException:
+        if created and not is_run(run_dir):  # a new run that failed before it wrote anything: leave no folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def writing(run_dir, command="train"):
+    """Turn a failed write (a full disk, a folder gone) into one OSError that names the run and the way back."""
+    try:
+        yield
+    except OSError as e:
+        fix = "free some space" if e.errno == errno.ENOSPC else "check that the folder exists and can be written"
+        if list_checkpoints(run_dir):
+            then = f"its last checkpoint is intact: {fix}, then resume with: python -m gan_lib {command} --resume {run_dir}"
+        else:
+            then = f"it has no checkpoint yet: {fix}, then start it again with: python -m gan_lib {command} --resume {run_dir}"
+        raise OSError(f"could not write to {run_dir} ({e.strerror or e}); {then}") from None
+
+
+def check_kept(saved, panel, keys, run_dir):
+    """ValueError when a resumed run's panel changes one of `keys` (what each step draws, the shapes the
+    checkpoint holds): a run resumes with its own values."""
+    for key in keys:
+        if saved[key] != panel[key]:
+            raise ValueError(f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; "
+                             "a run resumes with its own value (drop the override)")
+
+
+def check_epochs(meta, panel, run_dir):
+    """ValueError when the checkpoint's epochs completed disagree with panel key 'epochs', or leave nothing to train."""
+    if panel["epochs"] and panel["epochs"] != meta["epoch"]:
+        raise ValueError(
+            f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run_dir!r} has "
+            f"{meta['epoch']} epochs completed; set epochs=0 to resume from wherever it stopped"
+        )
+    if meta["epoch"] >= panel["n_epochs"]:
+        raise ValueError(
+            f"run {run_dir!r} has already trained {meta['epoch']} epochs and n_epochs is {panel['n_epochs']}; "
+            f"ask for more to train longer (--epochs {meta['epoch'] + 10}, or n_epochs={meta['epoch'] + 10})"
+        )
+
+
+ADVICE = "try a lower learning rate, or label_smoothing=0.1"  # what diverged() suggests, unless told
+
+
+def save_state(run_dir, models, meta, fixed_z, history, panel, extra=(), columns=HISTORY_COLUMNS, advice=ADVICE):
+    """The full state as a checkpoint (checkpoint.save_checkpoint), then history.csv (epoch ends only, meta's
+    batch 0: mid-epoch the checkpoint holds the history, and rewriting the CSV every time would cost), then the
+    mirror, if panel['mirror_dir'] names one. NaN weights: diverged(), the last good checkpoint kept."""
+    try:
+        save_checkpoint(run_dir, models, meta, fixed_z, history_array(history, columns),
+                        keep=panel["keep_checkpoints"], extra=extra)
+    except FloatingPointError as e:
+        diverged(run_dir, history, f"training diverged before epoch {meta['epoch'] + 1}, batch {meta['batch']}: {e}",
+                 columns, advice)
+    if meta["batch"] == 0:
+        write_history(run_dir, history, columns)
+    if panel["mirror_dir"]:
+        mirror_or_warn(run_dir, panel["mirror_dir"])
+
+
+def diverged(run_dir, history, message, columns=HISTORY_COLUMNS, advice=ADVICE):
+    """Save the history so far, leave the checkpoints alone, and raise TrainingDiverged."""
+    write_history(run_dir, history, columns)
+    raise TrainingDiverged(f"{message}. History so far is in {run_dir}/history.csv; the last good "
+                           f"checkpoint is untouched ({advice})")

@@ -7,9 +7,7 @@ and the models' own seed state, both saved in checkpoints, so a resumed run
 continues exactly where the killed one stopped.
 """
 
-import contextlib
 import dataclasses
-import errno
 import os
 import shutil
 import tempfile
@@ -17,44 +15,38 @@ import tempfile
 import keras
 import numpy as np
 
-from . import backend
-from .backend import set_seed  # noqa: F401  (re-exported: the tutorial loop's seeding)
-from .checkpoint import check_mirror, list_checkpoints, mirror_or_warn, restore_checkpoint, save_checkpoint
+from . import devices
+from .archs import CYCLEGAN_ELSEWHERE, apply_panel_optimizers, build_placed
+from .backend import set_seed
+from .batches import class_grid, first_input_shape, images_of, join, n_classes_of
+from .checkpoint import check_mirror, list_checkpoints, restore_checkpoint
 from .data import (
-    check_dataset,
-    check_labels,
-    class_grid,
     generate_fake_samples,
     generate_latent_points,
     generate_real_samples,
-    images_of,
-    join,
-    n_classes_of,
+    load_training_set,
 )
-from .diagnosis import EVAL_COLUMNS, Monitor, diagnose
+from .datasets import check_dataset, check_labels, n_classes
+from .diagnosis import Monitor, diagnose
 from .evaluate import d_scores, save_generator, summarize_performance
 from .fused import FusedStep
-from .models import apply_panel_optimizers, check_precision, first_input_shape, objective_of
+from .losses import objective_of
 from .panel import check_panel
 from .plots import plot_history, save_plot
 from .progress import Progress
-from .runs import (  # noqa: F401  (default_outputs, new_run_dir, read_history: re-exported for older code)
-    HISTORY_COLUMNS,
-    RunLock,
-    default_outputs,
-    history_array,
+from .runs import (
+    EVAL_COLUMNS,
+    check_epochs,
+    check_kept,
+    check_new_folder,
+    diverged,
     history_rows,
     is_run,
     load_panel,
     new_run_dir,
-    read_history,
-    save_panel,
-    write_history,
+    open_run,
+    save_state,
 )
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or weight became NaN or infinite; training stopped."""
 
 
 def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, panel):
@@ -104,7 +96,7 @@ def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, p
 
 
 def check_training_data(dataset, g_model, d_model):
-    """The dataset checked (data.check_dataset; labels: check_labels): images (N, H, W, C), float32 in [-1, 1] or
+    """The dataset checked (datasets.check_dataset; labels: check_labels): images (N, H, W, C), float32 in [-1, 1] or
     uint8, or for a conditional GAN [images, int32 labels (N,)]. ValueError when the data and the models disagree
     about labels."""
     k, d_k = n_classes_of(g_model), n_classes_of(d_model)
@@ -143,40 +135,7 @@ def check_models(g_model, d_model, dataset, latent_dim):
         )
 
 
-def check_models_precision(models, precision):
-    """ValueError when a model was built under another dtype policy than panel key 'precision' asks for.
-
-    The model's own policy is the global one when it was built; its last layer is float32
-    under any policy (models.py), so it is the model's policy that tells.
-    """
-    check_precision(precision)  # mixed_float16 on a CPU: refused here too
-    for model in models:
-        if model.dtype_policy.name != precision:
-            raise ValueError(
-                f"the {model.name} model was built with precision {model.dtype_policy.name} but panel key "
-                f"'precision' is {precision}; call gan_lib.set_precision({precision!r}) before define_discriminator/"
-                f"define_generator/define_gan, or set precision={model.dtype_policy.name!r}"
-            )
-
-
-def check_devices(g_model, d_model, panel):
-    """ValueError when the models were not built for the panel's devices, or the batch cannot be split over them."""
-    made = backend.strategy(panel["devices"])
-    want = backend.strategy_size(made)
-    if want > 1 and not panel["fast"]:
-        raise ValueError(f"panel key 'devices' is {panel['devices']}: several devices need the fused step; "
-                         "set fast=True (--fast), or devices=1 for the tutorial loop")
-    for name, model in (("discriminator", d_model), ("generator", g_model)):
-        have = backend.replicas(model)
-        if have != want:
-            raise ValueError(
-                f"the {name} was built for {have} device(s) but panel key 'devices' is {panel['devices']} "
-                f"({want} device(s)); build the models inside `with gan_lib.distribute({panel['devices']}):` "
-                f"with the same value, or set devices to match"
-            )
-    if panel["n_batch"] % (2 * want):
-        raise ValueError(f"panel key 'n_batch' is {panel['n_batch']}: each half batch must split evenly over "
-                         f"{want} devices; use a multiple of {2 * want}")
+RESUME_KEPT = ("n_batch", "latent_dim", "fast", "grid", "precision", "arch", "width")  # a resume keeps these
 
 
 @dataclasses.dataclass
@@ -209,7 +168,7 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
     (a quarter of the memory) and scaled per batch, on the device in the fused step; for a
     conditional GAN (arch cgan) [images, labels], labels int (N,) class indices. latent_dim, n_epochs and n_batch,
     when given, override the panel. The panel's d_lr, g_lr and beta_1 are applied
-    to the compiled optimizers (see models.apply_panel_optimizers). Writes to
+    to the compiled optimizers (see archs.apply_panel_optimizers). Writes to
     run_dir (default: a new folder in outputs/): image grids, generator .keras
     files, history.csv, history.png, panel.json and checkpoints/. With
     panel['load_weights'] it resumes run_dir from its last checkpoint instead.
@@ -229,14 +188,14 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
             "lower n_batch or use more images"
         )
     check_models(g_model, d_model, dataset, panel["latent_dim"])
-    check_models_precision((g_model, d_model, gan_model), panel["precision"])
-    check_devices(g_model, d_model, panel)
+    devices.check_models_precision((g_model, d_model, gan_model), panel["precision"])
+    devices.check_devices(g_model, d_model, panel)
     if objective_of(gan_model) != panel["g_objective"]:
         raise ValueError(f"the combined model was compiled for g_objective {objective_of(gan_model)!r} but panel key "
                          f"'g_objective' is {panel['g_objective']!r}; build it with define_gan(g_model, d_model"
                          + (", loss=gan_lib.saturating_loss" if panel["g_objective"] == "saturating" else "")
                          + ") (gan_lib.build_models does it from the panel)")
-    if not backend.is_chief():  # a multi-worker run: only the chief writes the run folder
+    if not devices.is_chief():  # a multi-worker run: only the chief writes the run folder
         with tempfile.TemporaryDirectory(prefix="gan_lib-worker-") as folder:
             copy = os.path.join(folder, "run")  # this worker trains in step with the chief, in a copy thrown away
             if panel["load_weights"]:
@@ -249,28 +208,17 @@ def train(g_model, d_model, gan_model, dataset, latent_dim=None, n_epochs=None, 
 def _train(models, dataset, panel, run_dir, explicit, verbose):
     """train() once its arguments are checked: the run folder's checks, then the epochs."""
     g_model, d_model, gan_model = models
-    if panel["load_weights"] and not is_run(run_dir):
-        raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json), so there is nothing to resume; "
-                         "give the folder a run wrote, or set load_weights=False to start a new run there")
-    if not panel["load_weights"] and is_run(run_dir):
-        raise ValueError(f"{run_dir!r} already holds a run; resume it with load_weights=True (--resume) "
-                         "or choose another folder")
-    if not panel["load_weights"]:
-        apply_panel_optimizers(d_model, gan_model, panel, explicit)  # before the folder exists
-    fused = FusedStep(g_model, d_model, gan_model, dataset, panel) if panel["fast"] else None
-    created = not os.path.exists(run_dir)
+    fused = None
     try:
-        with RunLock(run_dir) as lock, _writing(run_dir):
+        with open_run(run_dir, panel["load_weights"]) as lock:
+            if not panel["load_weights"]:
+                apply_panel_optimizers(d_model, gan_model, panel, explicit)
+            fused = FusedStep(g_model, d_model, gan_model, dataset, panel) if panel["fast"] else None
             run = start_or_resume(models, panel, run_dir, explicit, verbose, fused, dataset)
-            lock.claim()  # from here on this process writes the run: say so in the lock file
-            save_panel(run_dir, panel)
+            lock.claim(panel)  # from here on this process writes the run: the lock file says so, panel.json too
             for epoch in range(run.epoch0, panel["n_epochs"]):
                 train_epoch(run, dataset, epoch, verbose)
                 end_epoch(run, dataset, epoch, verbose)
-    except BaseException:
-        if created and not is_run(run_dir):  # a new run that failed before it wrote anything: leave no folder
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
     finally:
         if fused is not None:
             fused.sync()  # interrupted mid-epoch on JAX: the models still hold the latest weights
@@ -290,25 +238,10 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None, datas
         # the same faces every epoch; cgan: one latent point per column, drawn in every class's row (class_grid)
         fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** (1 if n_classes_of(models[0]) else 2), rng)
         return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused, monitor=monitor)
-    saved = load_panel(run_dir)
     # what each step draws, the grid's fixed latent points, and the arithmetic the run was made with
-    for key in ("n_batch", "latent_dim", "fast", "grid", "precision", "arch", "width"):
-        if saved[key] != panel[key]:
-            raise ValueError(
-                f"panel key {key!r} is {panel[key]} but run {run_dir!r} was made with {saved[key]}; a run "
-                "resumes with its own value (drop the override)"
-            )
+    check_kept(load_panel(run_dir), panel, RESUME_KEPT, run_dir)
     meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose, extra=fused.variables if fused else [])
-    if panel["epochs"] and panel["epochs"] != meta["epoch"]:
-        raise ValueError(
-            f"panel key 'epochs' is {panel['epochs']} but the last checkpoint of {run_dir!r} has "
-            f"{meta['epoch']} epochs completed; set epochs=0 to resume from wherever it stopped"
-        )
-    if meta["epoch"] >= panel["n_epochs"]:
-        raise ValueError(
-            f"run {run_dir!r} has already trained {meta['epoch']} epochs and n_epochs is {panel['n_epochs']}; "
-            f"ask for more to train longer (--epochs {meta['epoch'] + 10}, or n_epochs={meta['epoch'] + 10})"
-        )
+    check_epochs(meta, panel, run_dir)
     changed = apply_panel_optimizers(models[1], models[2], panel, explicit)  # after the restore: the panel wins
     rng = np.random.default_rng()
     rng.bit_generator.state = meta["rng"]
@@ -355,7 +288,7 @@ def record(run, row, epoch, batch, bat_per_epo, lrs, progress):
     """Check one batch's values, add them to the history, show them. Batch is 1-based; progress None = quiet."""
     if not all(np.isfinite([row["d_loss_real"], row["d_loss_fake"], row["g_loss"]])):
         bad = ", ".join(f"{k}={row[k]}" for k in ("d_loss_real", "d_loss_fake", "g_loss"))
-        _stop(run, f"training diverged at epoch {epoch + 1}, batch {batch}: {bad}")
+        diverged(run.run_dir, run.history, f"training diverged at epoch {epoch + 1}, batch {batch}: {bad}")
     run.history.append({"epoch": epoch + 1, "batch": batch, "step": len(run.history) + 1, **row, **lrs,
                         **dict.fromkeys(EVAL_COLUMNS)})  # None: measured every eval_every batches only
     if progress is not None:
@@ -398,39 +331,39 @@ def end_epoch(run, dataset, epoch, verbose):
 
 
 def checkpoint(run, epoch, batch):
-    """The full state after `batch` batches of epoch `epoch` (0-based); batch 0 = an epoch end.
-
-    Then history.csv (epoch ends only: mid-epoch the checkpoint holds the history,
-    and rewriting the CSV every time would cost), then the mirror, if any.
-    """
+    """The full state after `batch` batches of epoch `epoch` (0-based; batch 0 = an epoch end): runs.save_state."""
     meta = {"epoch": epoch, "batch": batch, "rng": run.rng.bit_generator.state}
-    try:
-        save_checkpoint(run.run_dir, run.models, meta, run.fixed_z, history_array(run.history),
-                        keep=run.panel["keep_checkpoints"], extra=run.extra)
-    except FloatingPointError as e:
-        _stop(run, f"training diverged before epoch {epoch + 1}, batch {batch}: {e}")
-    if batch == 0:
-        write_history(run.run_dir, run.history)
-    if run.panel["mirror_dir"]:
-        mirror_or_warn(run.run_dir, run.panel["mirror_dir"])
+    save_state(run.run_dir, run.models, meta, run.fixed_z, run.history, run.panel, extra=run.extra)
 
 
-@contextlib.contextmanager
-def _writing(run_dir, command="train"):
-    """Turn a failed write (a full disk, a folder gone) into one OSError that names the run and the way back."""
-    try:
-        yield
-    except OSError as e:
-        fix = "free some space" if e.errno == errno.ENOSPC else "check that the folder exists and can be written"
-        if list_checkpoints(run_dir):
-            then = f"its last checkpoint is intact: {fix}, then resume with: python -m gan_lib {command} --resume {run_dir}"
-        else:
-            then = f"it has no checkpoint yet: {fix}, then start it again with: python -m gan_lib {command} --resume {run_dir}"
-        raise OSError(f"could not write to {run_dir} ({e.strerror or e}); {then}") from None
+def default_run_dir(panel):
+    """A new folder in outputs/ named after the panel's dataset: outputs/DATASET-DATE-TIME."""
+    name = "".join(c if c.isalnum() else "_" for c in os.path.basename(os.path.normpath(panel["dataset"])))
+    return new_run_dir(None, name)
 
 
-def _stop(run, message):
-    """Save the history so far, leave the checkpoints alone, and raise TrainingDiverged."""
-    write_history(run.run_dir, run.history)
-    raise TrainingDiverged(f"{message}. History so far is in {run.run_dir}/history.csv; the last good "
-                           "checkpoint is untouched (try a lower learning rate, or label_smoothing=0.1)")
+def train_from_panel(panel, run_dir=None, verbose=1):
+    """Everything `python -m gan_lib train` does: load the panel's dataset, seed, build the models of its arch
+    (under its precision, on its devices), train. Returns ((g_model, d_model, gan_model), history).
+
+    panel: a control panel (panel.check_panel), or a resumed run's own with load_weights=True. run_dir:
+    the run folder (default: default_run_dir); a new run's must be new or empty.
+    """
+    panel = check_panel(panel)
+    if panel["arch"] == "cyclegan":
+        raise ValueError(CYCLEGAN_ELSEWHERE)
+    run_dir = run_dir or default_run_dir(panel)
+    if not panel["load_weights"] and devices.is_chief():  # the other workers of a multi-worker run write nothing
+        check_new_folder(run_dir)
+    devices.strategy(panel["devices"])  # first: TensorFlow's multi-worker engine must start before anything else
+    chief = devices.is_chief()  # a multi-worker run's other workers write and say nothing
+    x = load_training_set(panel, log=print if verbose and chief else None)
+    images = images_of(x)
+    set_seed(panel["seed"], panel["deterministic"])
+    # a conditional GAN knows as many classes as the labels name
+    models = build_placed(panel, images.shape[1:], n_classes(x[1]) if images is not x else 10)
+    if verbose and chief:
+        classes = f" in {n_classes(x[1])} classes" if images is not x else ""
+        print(f"training on {panel['dataset']}: {len(images)} images {images.shape[1:]}{classes}, writing to {run_dir}")
+    history = train(*models, x, panel=panel, run_dir=run_dir, verbose=verbose)
+    return models, history

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from gan_lib import diagnosis
-from gan_lib.fused import bce
+from gan_lib.losses import bce
 
 
 def directional_derivative(g_model, d_model, z, eps=1e-3):

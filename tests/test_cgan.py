@@ -14,18 +14,12 @@ import pytest
 import gan_lib
 from conftest import changed, same, snapshot
 from gan_lib import fused
+from gan_lib.batches import class_grid, n_classes_of
 from gan_lib.cgan import acgan_classifier, define_acgan_discriminator, define_cgan_discriminator, define_cgan_generator
-from gan_lib.data import (
-    class_grid,
-    generate_fake_samples,
-    generate_latent_points,
-    generate_real_samples,
-    load_labelled_samples,
-    n_classes_of,
-    read_image_folder,
-)
+from gan_lib.data import generate_fake_samples, generate_latent_points, generate_real_samples, load_labelled_samples
 from gan_lib.fused import FusedStep
-from gan_lib.models import acgan_loss
+from gan_lib.losses import acgan_loss
+from gan_lib.photos import read_image_folder
 
 LATENT = 100
 
@@ -148,7 +142,7 @@ def test_acgan_losses_add_the_class_cross_entropy():
 @pytest.mark.parametrize("arch", ["cgan", "acgan"])
 def test_models_save_and_load_in_safe_mode(tmp_path, arch):
     g, d, gan = tiny(arch=arch)
-    assert isinstance(gan, gan_lib.ConditionalGAN)
+    assert isinstance(gan, gan_lib.models.ConditionalGAN)
     d.optimizer.build(d.trainable_variables)  # saved with its slots (unbuilt, loading it warns)
     inputs = class_grid(generate_latent_points(LATENT, 3, np.random.default_rng(0)), 10)  # 30 = a row per class
     for model, x in ((g, inputs), (d, [np.zeros((4, 16, 16, 3), "float32"), np.arange(4, dtype=np.int32)])):

@@ -178,11 +178,11 @@ def test_mirror_copies_the_run_and_drops_old_checkpoints(trained_run, tmp_path):
     run_dir = str(tmp_path / "run")
     shutil.copytree(trained_run[0], run_dir)
     drive = tmp_path / "drive"
-    mirrored = gan_lib.mirror_run(run_dir, str(drive))
+    mirrored = gan_lib.checkpoint.mirror_run(run_dir, str(drive))
     for name in ("generator.keras", "history.csv", "panel.json"):
         assert open(os.path.join(mirrored, name), "rb").read() == open(os.path.join(run_dir, name), "rb").read()
     os.remove(gan_lib.list_checkpoints(run_dir)[0])
-    gan_lib.mirror_run(run_dir, str(drive))
+    gan_lib.checkpoint.mirror_run(run_dir, str(drive))
     assert sorted(os.listdir(os.path.join(mirrored, "checkpoints"))) == ["ckpt-0001-00000.npz"]
     resume(mirrored)  # the mirror is a run that can be resumed
 

@@ -19,7 +19,8 @@ import pytest
 import gan_lib
 from conftest import run_on_backend, same
 from gan_lib.dcgan import define_dcgan_discriminator, define_dcgan_generator
-from gan_lib.fused import FusedStep, bce
+from gan_lib.fused import FusedStep
+from gan_lib.losses import bce
 
 LATENT = 100
 
@@ -254,7 +255,7 @@ def test_models_save_and_load_in_safe_mode(tmp_path):
 
 def test_build_models_follows_the_panel():
     g, d, gan = gan_lib.build_models({"arch": "dcgan", "width": 4, "latent_dim": 8, "d_lr": 0.001}, (16, 16, 3))
-    assert len(batch_norms(d)) == 1 and g.input_shape == (None, 8) and isinstance(gan, gan_lib.CombinedGAN)
+    assert len(batch_norms(d)) == 1 and g.input_shape == (None, 8) and isinstance(gan, gan_lib.models.CombinedGAN)
     assert float(d.optimizer.learning_rate) == pytest.approx(0.001) and d.layers[0].filters == 4
     g, d, _ = gan_lib.build_models({}, (32, 32, 3))
     assert (d.count_params(), g.count_params()) == (522_497, 1_466_115)  # the tutorial's, by default
@@ -302,7 +303,7 @@ def test_train_a_dcgan_and_resume_exactly(tmp_path):
     data = gan_lib.load_real_samples("shapes", 64)
     straight = dcgan_run(data, tmp_path / "a", 2)
     assert len(straight) == 4
-    assert all(np.isfinite(v) for row in straight for k, v in row.items() if k not in gan_lib.diagnosis.EVAL_COLUMNS)
+    assert all(np.isfinite(v) for row in straight for k, v in row.items() if k not in gan_lib.runs.EVAL_COLUMNS)
     panel = json.load(open(tmp_path / "a" / "panel.json"))
     assert (panel["arch"], panel["width"], panel["label_smoothing"]) == ("dcgan", 8, 0.1)  # dcgan's default, recorded
     g = keras.saving.load_model(str(tmp_path / "a" / "generator.keras"), compile=False, safe_mode=True)

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import gan_lib
 from gan_lib import backend, fused
+from gan_lib import devices as placement
 
 data = gan_lib.load_real_samples("shapes", limit=128)[:, ::2, ::2]  # 16 x 16 images: a quicker compile
 
@@ -51,7 +52,7 @@ def weights(*models):
 results = []
 for devices in (1, 2):
     g, d, gan = build(devices, dropout=False)
-    assert backend.replicas(d) == backend.replicas(g) == devices, (devices, backend.replicas(d))
+    assert placement.replicas(d) == placement.replicas(g) == devices, (devices, placement.replicas(d))
     before = weights(g, d)
     step = fused.FusedStep(g, d, gan, data, gan_lib.check_panel(n_batch=32, label_noise=0.1))
     step()
@@ -80,7 +81,7 @@ if os.environ["KERAS_BACKEND"] == "tensorflow":
                                 run_dir=run, verbose=0)
         assert len(history) == 4 * epochs and history[-1]["epoch"] == epochs
 else:
-    from gan_lib.training import check_devices
+    from gan_lib.devices import check_devices
     check_devices(g, d, gan_lib.check_panel(fast=True, devices=2, n_batch=32))
     step = fused.FusedStep(g, d, gan, data, gan_lib.check_panel(n_batch=32))
     for _ in range(4):
@@ -148,9 +149,9 @@ os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port0}
 import keras
 import numpy as np
 import gan_lib
-from gan_lib import backend
+from gan_lib import backend, devices
 
-assert backend.strategy(1).num_replicas_in_sync == 2 and backend.is_chief() == (index == "0")
+assert devices.strategy(1).num_replicas_in_sync == 2 and devices.is_chief() == (index == "0")
 data = gan_lib.load_real_samples("shapes", limit=128)
 gan_lib.set_seed(0)
 with gan_lib.distribute(1):

@@ -11,7 +11,7 @@ from gradcheck import directional_derivative
 import gan_lib
 from conftest import snapshot
 from gan_lib import diagnosis
-from gan_lib.diagnosis import EVAL_COLUMNS
+from gan_lib.runs import EVAL_COLUMNS
 
 
 def models(seed=3):

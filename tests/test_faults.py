@@ -169,7 +169,7 @@ def test_a_new_run_that_cannot_write_its_first_file_leaves_no_folder(shapes_smal
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(gan_lib.training, "save_panel", full)
+    monkeypatch.setattr(gan_lib.runs, "save_panel", full)
     g, d, gan = models()
     with pytest.raises(OSError, match="it has no checkpoint yet: free some space"):
         gan_lib.train(g, d, gan, shapes_small[:64], 100, n_epochs=1, n_batch=32, run_dir=str(tmp_path / "r"), verbose=0)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import gan_lib
-from gan_lib import data
+from gan_lib import data, photos
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -161,27 +161,27 @@ def test_the_cache_is_reused_until_a_file_changes(tmp_path, keras_home, monkeypa
     lines = []
     first = data.read_image_folder(str(folder), 8, cache=True, log=lines.append)
     assert "cached in" in lines[-1] and len(list(keras_home.rglob("*.npy"))) == 1
-    decode = data._decode
+    decode = photos._decode
 
     def no_decoding(*args):
         raise AssertionError("decoded a file although the cache holds the folder")
 
-    monkeypatch.setattr(data, "_decode", no_decoding)
+    monkeypatch.setattr(photos, "_decode", no_decoding)
     again = data.read_image_folder(str(folder), 8, cache=True, log=lines.append)
     assert np.array_equal(again, first) and "from the cache" in lines[-1]
     with pytest.raises(AssertionError, match="although the cache"):  # other options: another cache entry
         data.read_image_folder(str(folder), 8, "stretch", cache=True)
     Image.fromarray(noise(30, 40, 9)).save(folder / "0.png")  # a file changes: its size (and time) with it
-    monkeypatch.setattr(data, "_decode", decode)
+    monkeypatch.setattr(photos, "_decode", decode)
     changed = data.read_image_folder(str(folder), 8, cache=True, log=lines.append)
     assert "cached in" in lines[-1] and not np.array_equal(changed[0], first[0])
     assert np.array_equal(changed[1:], first[1:])
-    monkeypatch.setattr(data, "_decode", no_decoding)
+    monkeypatch.setattr(photos, "_decode", no_decoding)
     assert np.array_equal(data.read_image_folder(str(folder), 8, cache=True), changed)
 
 
 def test_large_folders_cache_by_default_and_a_damaged_cache_is_decoded_again(tmp_path, keras_home, monkeypatch):
-    monkeypatch.setattr(data, "CACHE_MIN_FILES", 3)
+    monkeypatch.setattr(photos, "CACHE_MIN_FILES", 3)
     folder = photo_folder(tmp_path / "photos")
     with pytest.warns(UserWarning, match="skipped 3"):
         x = gan_lib.load_images(str(folder), image_size=8)

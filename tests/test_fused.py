@@ -11,7 +11,7 @@ import pytest
 
 import gan_lib
 from conftest import changed, snapshot
-from gan_lib import backend, fused
+from gan_lib import backend, devices, fused
 
 
 def models(seed=3):
@@ -57,8 +57,8 @@ def test_the_generator_step_leaves_d_alone(shapes_small):
 def test_labels_are_smoothed_and_flipped_as_the_panel_says(shapes_small):
     g, d, gan = models()
     step = fused.FusedStep(g, d, gan, shapes_small, gan_lib.check_panel(label_smoothing=0.1, label_noise=0.2))
-    real = keras.ops.convert_to_numpy(step._labels(1.0, 20000)).ravel()
-    fake = keras.ops.convert_to_numpy(step._labels(0.0, 20000)).ravel()
+    real = keras.ops.convert_to_numpy(step.labels(1.0, 20000)).ravel()
+    fake = keras.ops.convert_to_numpy(step.labels(0.0, 20000)).ravel()
     assert set(np.unique(real)) == {0.0, np.float32(0.9)} and set(np.unique(fake)) == {0.0, 1.0}
     assert abs(np.mean(real == 0) - 0.2) < 0.015 and abs(np.mean(fake == 1) - 0.2) < 0.015  # 20000 draws: sd 0.003
 
@@ -67,8 +67,8 @@ def test_the_loss_is_the_compiled_one():
     y = np.array([[1.0], [0.9], [0.0], [1.0]], "float32")
     p = np.array([[0.8], [0.3], [0.1], [1.0]], "float32")
     compiled = keras.losses.get("binary_crossentropy")
-    assert float(fused.bce(y, p)) == pytest.approx(float(keras.ops.mean(compiled(y, p))), rel=1e-6)
-    assert float(fused.bce(y, p)) == pytest.approx(float(keras.losses.BinaryCrossentropy()(y, p)), rel=1e-6)
+    assert float(gan_lib.losses.bce(y, p)) == pytest.approx(float(keras.ops.mean(compiled(y, p))), rel=1e-6)
+    assert float(gan_lib.losses.bce(y, p)) == pytest.approx(float(keras.losses.BinaryCrossentropy()(y, p)), rel=1e-6)
 
 
 def test_a_fast_run_writes_the_same_files_and_repeats_exactly(shapes_small, tmp_path):
@@ -80,7 +80,7 @@ def test_a_fast_run_writes_the_same_files_and_repeats_exactly(shapes_small, tmp_
     history = run("a")
     assert run("b") == history
     assert [(r["epoch"], r["batch"], r["step"]) for r in history] == [(e, b, 3 * (e - 1) + b) for e in (1, 2) for b in (1, 2, 3)]
-    assert list(history[0]) == gan_lib.HISTORY_COLUMNS
+    assert list(history[0]) == gan_lib.runs.HISTORY_COLUMNS
     assert {"panel.json", "history.csv", "history.png", "generated_plot_e002.png", "generator.keras",
             "checkpoints"} <= set(os.listdir(tmp_path / "a"))
     assert gan_lib.read_history(str(tmp_path / "a")) == history
@@ -90,7 +90,7 @@ def test_a_fast_run_writes_the_same_files_and_repeats_exactly(shapes_small, tmp_
 @pytest.mark.parametrize("streamed", [False, True])
 def test_uint8_data_stays_uint8_on_the_device_and_trains_as_float32(shapes_small, tmp_path, monkeypatch, streamed):
     """A quarter of the memory on the device (or in each streamed batch), scaled inside the step: the same run."""
-    monkeypatch.setattr(backend, "fits_on_device", lambda nbytes: not streamed)
+    monkeypatch.setattr(devices, "fits_on_device", lambda nbytes: not streamed)
     pixels = gan_lib.make_shapes(64)[0]
     g, d, gan = models()
     step = fused.FusedStep(g, d, gan, pixels, gan_lib.check_panel(n_batch=32))
@@ -136,7 +136,7 @@ def test_other_backends_are_refused_in_one_line(monkeypatch):
 
 def test_a_dataset_too_big_for_the_device_is_streamed_and_resumes_exactly(shapes_small, tmp_path, monkeypatch):
     """When the data does not fit, real half batches come from the host (one made ahead); all else holds."""
-    monkeypatch.setattr(backend, "fits_on_device", lambda nbytes: False)
+    monkeypatch.setattr(devices, "fits_on_device", lambda nbytes: False)
     g, d, gan = models()
     step = fused.FusedStep(g, d, gan, shapes_small, gan_lib.check_panel(n_batch=32))
     assert step.data is None and step.batches is not None

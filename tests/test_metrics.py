@@ -38,12 +38,12 @@ def test_frechet_of_diagonal_gaussians_is_the_closed_form():
     mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
     s1, s2 = rng.uniform(0.1, 4, d), rng.uniform(0.1, 4, d)
     want = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
-    assert gan_lib.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(want, rel=1e-10)
+    assert metrics.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(want, rel=1e-10)
     # moving a mean changes only the first term
     shift = np.arange(d) * 0.5
-    moved = gan_lib.frechet_distance(mu1 + shift, np.diag(s1), mu2, np.diag(s2))
+    moved = metrics.frechet_distance(mu1 + shift, np.diag(s1), mu2, np.diag(s2))
     assert moved - want == pytest.approx(np.sum((mu1 + shift - mu2) ** 2) - np.sum((mu1 - mu2) ** 2), rel=1e-10)
-    assert gan_lib.frechet_distance(mu1, np.diag(s1), mu1, np.diag(s1)) == pytest.approx(0, abs=1e-10)
+    assert metrics.frechet_distance(mu1, np.diag(s1), mu1, np.diag(s1)) == pytest.approx(0, abs=1e-10)
 
 
 def test_frechet_matches_an_independent_reference_on_full_covariances():
@@ -54,7 +54,7 @@ def test_frechet_matches_an_independent_reference_on_full_covariances():
     # Tr((S1 S2)^(1/2)) from the general (non-symmetric) eigenvalues of S1 S2, which are real and positive
     tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(s1 @ s2).real))
     want = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean
-    got = gan_lib.frechet_distance(mu1, s1, mu2, s2)
+    got = metrics.frechet_distance(mu1, s1, mu2, s2)
     assert got == pytest.approx(want, rel=1e-6)
     try:
         from scipy.linalg import sqrtm  # a second reference when SciPy happens to be there (not a dependency)
@@ -63,12 +63,12 @@ def test_frechet_matches_an_independent_reference_on_full_covariances():
     else:
         ref = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * sqrtm(s1 @ s2).real)
         assert got == pytest.approx(ref, rel=1e-6)
-    assert gan_lib.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(got, rel=1e-9)  # symmetric
+    assert metrics.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(got, rel=1e-9)  # symmetric
 
 
 def test_feature_stats_are_mean_and_covariance_in_float64():
     f = np.random.default_rng(3).standard_normal((30, 5)).astype(np.float32)
-    mu, sigma = gan_lib.feature_stats(f)
+    mu, sigma = metrics.feature_stats(f)
     assert mu.dtype == sigma.dtype == np.float64 and mu.shape == (5,) and sigma.shape == (5, 5)
     centred = f.astype(np.float64) - f.astype(np.float64).mean(axis=0)
     assert np.allclose(sigma, centred.T @ centred / 29) and np.allclose(mu, f.mean(axis=0))
@@ -78,19 +78,19 @@ def test_frechet_refuses_bad_input():
     rng = np.random.default_rng(4)
     s = random_cov(rng, 4)
     with pytest.raises(ValueError, match=r"sigma2 must be a \(4, 4\) covariance"):
-        gan_lib.frechet_distance(np.zeros(4), s, np.zeros(4), random_cov(rng, 3))
+        metrics.frechet_distance(np.zeros(4), s, np.zeros(4), random_cov(rng, 3))
     with pytest.raises(ValueError, match="mu1 and mu2 must be vectors"):
-        gan_lib.frechet_distance(np.zeros(4), s, np.zeros(3), s)
+        metrics.frechet_distance(np.zeros(4), s, np.zeros(3), s)
     with pytest.raises(ValueError, match="sigma1 is not symmetric"):
-        gan_lib.frechet_distance(np.zeros(4), s + np.triu(np.ones((4, 4)), 1), np.zeros(4), s)
+        metrics.frechet_distance(np.zeros(4), s + np.triu(np.ones((4, 4)), 1), np.zeros(4), s)
     with pytest.raises(ValueError, match="sigma2 is not positive semi-definite"):
-        gan_lib.frechet_distance(np.zeros(4), s, np.zeros(4), -s)
+        metrics.frechet_distance(np.zeros(4), s, np.zeros(4), -s)
     with pytest.raises(ValueError, match="at least 2 samples"):
         gan_lib.fid_from_features(np.ones((1, 4)), np.ones((5, 4)))
     with pytest.raises(ValueError, match="differ in width: 4 and 3"):
         gan_lib.fid_from_features(np.ones((5, 4)), np.ones((5, 3)))
     with pytest.raises(ValueError, match=r"must be an array \(N, d\)"):
-        gan_lib.feature_stats(np.ones(5))
+        metrics.feature_stats(np.ones(5))
 
 
 # ---------------------------------------------------------------- KID

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gan_lib
-from gan_lib import data, modes
+from gan_lib import data, memorisation, modes
 
 matplotlib.use("Agg")
 
@@ -128,10 +128,10 @@ def test_mnist_classifier_trains_on_labelled_digits_from_the_keras_cache(tiny_re
         raise AssertionError("tried to download")
 
     monkeypatch.setattr(data.keras.utils, "get_file", lambda fname, **kw: str(keras_home / "datasets" / fname))
-    images, labels = data._labelled("mnist")
+    images, labels = data.labelled_arrays("mnist")
     assert images.shape == (120, 32, 32) and np.array_equal(labels, y) and np.array_equal(images[:, 2:30, 2:30], x)
     monkeypatch.setattr(data.keras.utils, "get_file", no_network)
-    monkeypatch.setattr(modes, "_labelled", lambda name: (images, labels))
+    monkeypatch.setattr(modes, "labelled_arrays", lambda name: (images, labels))
     model = modes.classifier("mnist", verbose=False)
     assert model.input_shape == (None, 32, 32, 1)
     result = modes.mode_count(gan_lib.scale_images(images), "mnist", model)
@@ -150,7 +150,7 @@ def test_fashion_mnist_labels_come_with_their_images(keras_home):
         f.write(struct.pack(">II", 2049, 7) + labels.tobytes())
     with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb") as f:
         f.write(struct.pack(">IIII", 2051, 7, 28, 28) + images.tobytes())
-    x, y = data._labelled("fashion_mnist")  # the files exist, so get_file does not download
+    x, y = data.labelled_arrays("fashion_mnist")  # the files exist, so get_file does not download
     assert np.array_equal(y, labels) and y.dtype == np.int64
     assert x.shape == (7, 32, 32) and np.array_equal(x[:, 2:30, 2:30], images)
 
@@ -262,18 +262,18 @@ def training():
 
 def test_copies_of_training_images_are_all_memorised(training, model):
     picked = [3, 50, 700, 1499]
-    idx, dist = modes.nearest_training(training[picked], training, k=2)
+    idx, dist = memorisation.nearest_training(training[picked], training, k=2)
     assert idx[:, 0].tolist() == picked and (dist[:, 0] == 0).all() and (dist[:, 1] > 0).all()
-    assert modes.memorisation_score(training[picked], training) == 1.0
-    idx, _ = modes.nearest_training(training[picked], training, space="features", classifier=model)
+    assert memorisation.memorisation_score(training[picked], training) == 1.0
+    idx, _ = memorisation.nearest_training(training[picked], training, space="features", classifier=model)
     assert idx[:, 0].tolist() == picked
-    assert modes.memorisation_score(training[picked], training, space="features", classifier=model) == 1.0
+    assert memorisation.memorisation_score(training[picked], training, space="features", classifier=model) == 1.0
 
 
 def test_fresh_images_score_low(training, model):
     fresh = gan_lib.scale_images(gan_lib.make_shapes(1800)[0][1500:])  # images 1500.. are not in training
-    assert modes.memorisation_score(fresh, training) < 0.15  # about 0.05 by construction
-    assert modes.memorisation_score(fresh, training, space="features", classifier=model) < 0.15
+    assert memorisation.memorisation_score(fresh, training) < 0.15  # about 0.05 by construction
+    assert memorisation.memorisation_score(fresh, training, space="features", classifier=model) < 0.15
 
 
 def test_chunked_search_matches_a_direct_computation():
@@ -283,22 +283,22 @@ def test_chunked_search_matches_a_direct_computation():
     direct = np.linalg.norm(a.reshape(7, 1, -1).astype(np.float64) - b.reshape(1, 11, -1), axis=-1)  # (7, 11)
     want = np.argsort(direct, axis=1)[:, :3]
     for chunk in (1, 2, 256):
-        idx, dist = modes.nearest_training(a, b, k=3, chunk=chunk)
+        idx, dist = memorisation.nearest_training(a, b, k=3, chunk=chunk)
         assert np.array_equal(idx, want)
         assert np.allclose(dist, np.take_along_axis(direct, want, axis=1), rtol=1e-12)
-    idx, _ = modes.nearest_training(a, b, k=11)
+    idx, _ = memorisation.nearest_training(a, b, k=11)
     assert np.array_equal(idx, np.argsort(direct, axis=1))
     twins = np.concatenate([b, b])  # every image twice: a tie goes to the lower index
     for chunk in (1, 256):
-        idx, dist = modes.nearest_training(a, twins, k=2, chunk=chunk)
+        idx, dist = memorisation.nearest_training(a, twins, k=2, chunk=chunk)
         assert np.array_equal(idx, np.stack([want[:, 0], want[:, 0] + 11], axis=1)) and (dist[:, 0] == dist[:, 1]).all()
 
 
 def test_copies_are_memorised_even_when_training_holds_duplicates():
     rng = np.random.default_rng(2)
     training = np.repeat(rng.uniform(-1, 1, (10, 4, 4, 1)).astype(np.float32), 2, axis=0)  # each image twice
-    assert modes.memorisation_score(training[:5], training) == 1.0  # reference distance 0: at most 0 away counts
-    assert modes.memorisation_score(training[:5] + 0.01, training) == 0.0
+    assert memorisation.memorisation_score(training[:5], training) == 1.0  # reference distance 0: at most 0 away counts
+    assert memorisation.memorisation_score(training[:5] + 0.01, training) == 0.0
 
 
 def test_reference_distance_skips_the_image_itself():
@@ -307,15 +307,15 @@ def test_reference_distance_skips_the_image_itself():
     rng = np.random.default_rng(1)
     base = rng.uniform(-0.9, 0.5, (20, 4, 4, 1)).astype(np.float32)
     training = np.concatenate([base, base + 0.05])  # twin i + 20 at distance 0.2 from i
-    assert modes.memorisation_score(base + 0.4, training, percentile=50) == 0.0  # 0.4 * 4 = 1.6 away, not 0
-    assert modes.memorisation_score(base + 0.025, training, percentile=50) == 1.0  # 0.1 from each twin
+    assert memorisation.memorisation_score(base + 0.4, training, percentile=50) == 0.0  # 0.4 * 4 = 1.6 away, not 0
+    assert memorisation.memorisation_score(base + 0.025, training, percentile=50) == 1.0  # 0.1 from each twin
 
 
 def test_plot_nearest_shows_each_sample_beside_its_neighbours(training, tmp_path):
-    fig = modes.plot_nearest(training[:3], training, n=3, k=2)
+    fig = memorisation.plot_nearest(training[:3], training, n=3, k=2)
     assert np.asarray(fig.axes).size == 9 and fig.axes[1].get_title() == "0.00"
     path = tmp_path / "nearest.png"
-    modes.plot_nearest(training[:2], training, n=8, k=1, path=str(path))  # n above len(samples) shows them all
+    memorisation.plot_nearest(training[:2], training, n=8, k=1, path=str(path))  # n above len(samples) shows them all
     assert path.read_bytes().startswith(b"\x89PNG")
     import matplotlib.pyplot as plt
 
@@ -333,19 +333,20 @@ def test_plot_nearest_shows_each_sample_beside_its_neighbours(training, tmp_path
     (lambda m: modes.mode_count(np.zeros((4, 32, 32, 3), np.float32), "cifar10"), "no mode-counting classifier.*cifar10"),
     (lambda m: modes.classifier("digits"), "no mode-counting classifier for dataset 'digits'"),
     (lambda m: modes.features(np.zeros((4, 32, 32), np.float32), classifier=m), "32x32x1 but the classifier takes"),
-    (lambda m: modes.nearest_training(np.zeros((2, 8, 8, 3), np.float32), np.zeros((5, 8, 8, 1), np.float32)),
+    (lambda m: memorisation.nearest_training(np.zeros((2, 8, 8, 3), np.float32), np.zeros((5, 8, 8, 1), np.float32)),
      "samples are 8x8x3 images but training images are 8x8x1"),
-    (lambda m: modes.nearest_training(np.zeros((2, 8, 8, 3), np.float32), np.zeros((5, 8, 8, 3), np.float32), k=6),
+    (lambda m: memorisation.nearest_training(np.zeros((2, 8, 8, 3), np.float32), np.zeros((5, 8, 8, 3), np.float32), k=6),
      "k must be a whole number from 1 to the 5"),
-    (lambda m: modes.nearest_training(np.zeros((2, 8, 8, 3), np.float32), np.zeros((5, 8, 8, 3), np.float32), space="x"),
+    (lambda m: memorisation.nearest_training(np.zeros((2, 8, 8, 3), np.float32), np.zeros((5, 8, 8, 3), np.float32), space="x"),
      "space must be 'pixels' or 'features'"),
-    (lambda m: modes.nearest_training(np.zeros((2, 8, 8, 3), np.float32), np.zeros((5, 8, 8, 3), np.float32), chunk=0),
+    (lambda m: memorisation.nearest_training(np.zeros((2, 8, 8, 3), np.float32), np.zeros((5, 8, 8, 3), np.float32), chunk=0),
      "chunk must be"),
-    (lambda m: modes.memorisation_score(np.zeros((2, 8, 8, 3), np.float32), np.zeros((1, 8, 8, 3), np.float32)),
+    (lambda m: memorisation.memorisation_score(np.zeros((2, 8, 8, 3), np.float32), np.zeros((1, 8, 8, 3), np.float32)),
      "at least 2 images"),
-    (lambda m: modes.memorisation_score(np.zeros((2, 8, 8, 3), np.float32), np.zeros((3, 8, 8, 3), np.float32),
+    (lambda m: memorisation.memorisation_score(np.zeros((2, 8, 8, 3), np.float32), np.zeros((3, 8, 8, 3), np.float32),
                                         percentile=100), "percentile"),
-    (lambda m: modes.plot_nearest(np.zeros((2, 8, 8, 3), np.float32), np.zeros((3, 8, 8, 3), np.float32), n=0), "n is how many"),
+    (lambda m: memorisation.plot_nearest(np.zeros((2, 8, 8, 3), np.float32), np.zeros((3, 8, 8, 3), np.float32), n=0),
+     "n is how many"),
 ])
 def test_bad_input_is_one_clear_value_error(model, call, message):
     with pytest.raises(ValueError, match=message):
@@ -353,7 +354,8 @@ def test_bad_input_is_one_clear_value_error(model, call, message):
 
 
 def test_public_names_are_exported():
-    for name in ("classifier", "classifier_accuracy", "mode_count", "nearest_training",
-                 "memorisation_score", "plot_nearest"):
-        assert getattr(gan_lib, name) is getattr(modes, name)
+    for name in ("classifier", "classifier_accuracy", "mode_count", "conditional_accuracy"):
+        assert getattr(gan_lib, name) is getattr(modes, name) and name in gan_lib.__all__
+    for name in ("nearest_training", "memorisation_score", "plot_nearest"):
+        assert getattr(gan_lib, name) is getattr(memorisation, name) and name in gan_lib.__all__
     assert not hasattr(gan_lib, "features")  # too generic a name for the package: gan_lib.modes.features

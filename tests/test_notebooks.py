@@ -202,6 +202,80 @@ def test_some_notebook_teaches_the_models():
     assert "models" in shown and "training" in shown
 
 
+# ---------------------------------------------------------------- teaching cells use public names
+
+
+def own_names(module):
+    """The names gan_lib/MODULE.py defines at its top level itself (not those it imports), without private ones."""
+    with open(os.path.join(ROOT, "gan_lib", f"{module}.py")) as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return {n for n in names if not n.startswith("_")}
+
+
+def is_module(name):
+    return os.path.isfile(os.path.join(ROOT, "gan_lib", f"{name}.py"))
+
+
+def private_uses(text, aliases):
+    """How a teaching cell reaches past gan_lib's public names; aliases (name -> submodule) carry over from earlier
+    cells. Public: gan_lib.__all__, a submodule, or a name a submodule defines itself (not a re-import, not _x)."""
+    import gan_lib
+
+    try:
+        tree = ast.parse("\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("!", "%"))))
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gan_lib":
+            module = node.module.split(".")[1] if "." in node.module else None
+            for a in node.names:
+                if module is None and is_module(a.name):
+                    aliases[a.asname or a.name] = a.name
+                elif module is None and a.name not in gan_lib.__all__:
+                    found.append(f"`from gan_lib import {a.name}`: not in gan_lib.__all__")
+                elif module and module != "__main__" and a.name not in own_names(module):
+                    found.append(f"`from gan_lib.{module} import {a.name}`: not a name gan_lib/{module}.py defines")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            root = node.value.id
+            if root == "gan_lib" and not is_module(node.attr) and node.attr not in (*gan_lib.__all__, "__version__"):
+                found.append(f"gan_lib.{node.attr}: not in gan_lib.__all__")
+            elif root in aliases and node.attr not in own_names(aliases[root]):
+                found.append(f"{root}.{node.attr}: not a name gan_lib/{aliases[root]}.py defines")
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+              and isinstance(node.value.value, ast.Name) and node.value.value.id == "gan_lib" and is_module(node.value.attr)
+              and node.value.attr != "__main__" and node.attr not in own_names(node.value.attr)):
+            found.append(f"gan_lib.{node.value.attr}.{node.attr}: not a name gan_lib/{node.value.attr}.py defines")
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_teaching_cells_use_public_names(path):
+    aliases, problems = {}, []
+    for i, cell in enumerate(cells(path)):
+        text = source(cell)
+        if cell["cell_type"] == "code" and not library_module(text):
+            problems += [f"cell {i}: {p}" for p in private_uses(text, aliases)]
+    assert not problems, "\n".join(problems)
+
+
+def test_private_uses_are_caught():
+    aliases = {}
+    assert private_uses("import gan_lib\nfrom gan_lib import toy\nx = gan_lib.train\ny = toy.coverage\n", aliases) == []
+    assert private_uses("toy.generate_fake_samples(g, 5, 10)\n", aliases) == [  # toy.py imports it from data.py
+        "toy.generate_fake_samples: not a name gan_lib/toy.py defines"]
+    assert private_uses("from gan_lib.data import join\n", {}) == ["`from gan_lib.data import join`: not a name "
+                                                                     "gan_lib/data.py defines"]
+    assert sorted(private_uses("gan_lib.latent._as_point(p)\ngan_lib.CombinedGAN\n", {})) == [
+        "gan_lib.CombinedGAN: not in gan_lib.__all__", "gan_lib.latent._as_point: not a name gan_lib/latent.py defines"]
+
+
 # ---------------------------------------------------------------- the checks above can fail
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import gan_lib
 from conftest import changed, snapshot
-from gan_lib import diagnosis, models
+from gan_lib import diagnosis, losses
 from gan_lib.fused import FusedStep, generator_loss
 
 
@@ -17,7 +17,7 @@ def tiny(seed=0, objective="non_saturating"):
     g = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh")])
     d = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid")])
     d.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(0.0002, beta_1=0.5))
-    return g, d, gan_lib.define_gan(g, d, loss=models.saturating_loss if objective == "saturating" else "binary_crossentropy")
+    return g, d, gan_lib.define_gan(g, d, loss=losses.saturating_loss if objective == "saturating" else "binary_crossentropy")
 
 
 def test_the_two_losses_on_known_scores():
@@ -26,7 +26,7 @@ def test_the_two_losses_on_known_scores():
     sat = float(keras.ops.convert_to_numpy(generator_loss(p, "saturating")))
     assert ns == pytest.approx(-np.mean(np.log(p)), rel=1e-5)
     assert sat == pytest.approx(np.mean(np.log(1 - p)), rel=1e-5)
-    per_image = keras.ops.convert_to_numpy(models.saturating_loss(np.ones_like(p), p))  # what the loop compiles
+    per_image = keras.ops.convert_to_numpy(losses.saturating_loss(np.ones_like(p), p))  # what the loop compiles
     assert per_image == pytest.approx(np.log(1 - p[:, 0]), rel=1e-5)
 
 
@@ -46,7 +46,7 @@ def test_the_saturating_gradient_vanishes_when_d_is_sure_and_the_other_does_not(
 @pytest.mark.parametrize("first", ["d", "g"])
 def test_the_loop_trains_g_with_the_saturating_loss(first):
     g, d, gan = tiny(1, "saturating")
-    assert models.objective_of(gan) == "saturating"
+    assert losses.objective_of(gan) == "saturating"
     rng = np.random.default_rng(0)
     if first == "d":  # D's own step first, as the tutorial's loop does
         d.train_on_batch(rng.standard_normal((8, 8)).astype(np.float32), np.ones((8, 1), np.float32))
@@ -93,7 +93,7 @@ def test_the_panel_key_build_models_and_the_monitor(shapes_small):
         gan_lib.check_panel(g_objective="minimax")
     panel = gan_lib.check_panel(g_objective="saturating", latent_dim=100)
     g, d, gan = gan_lib.build_models(panel, (32, 32, 3))
-    assert models.objective_of(gan) == "saturating"
+    assert losses.objective_of(gan) == "saturating"
     monitor = diagnosis.Monitor(shapes_small, panel)  # measures the gradient G trains with
     measured = monitor.measure(g, d)["g_grad_norm"]
     assert measured == pytest.approx(diagnosis.generator_gradient_norm(g, d, monitor.z[:diagnosis.N_GRAD], "saturating"))

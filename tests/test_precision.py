@@ -22,7 +22,7 @@ def float32_afterwards():
 
 @pytest.fixture
 def pretend_gpu(monkeypatch):
-    monkeypatch.setattr(gan_lib.models, "has_gpu", lambda: True)
+    monkeypatch.setattr(gan_lib.devices, "has_gpu", lambda: True)
 
 
 def models(policy, seed=5):
@@ -41,7 +41,7 @@ def test_bad_names_and_float16_without_a_gpu_are_refused(shapes_small, tmp_path,
         gan_lib.check_panel(precision="float16")
     with pytest.raises(ValueError, match="precision must be one of float32, mixed_bfloat16, mixed_float16, got 'bf16'"):
         gan_lib.set_precision("bf16")
-    monkeypatch.setattr(gan_lib.models, "has_gpu", lambda: False)
+    monkeypatch.setattr(gan_lib.devices, "has_gpu", lambda: False)
     no_gpu = "mixed_float16 needs a GPU .*; on a CPU use mixed_bfloat16 or float32"
     with pytest.raises(ValueError, match=no_gpu):
         gan_lib.set_precision("mixed_float16")
@@ -101,7 +101,7 @@ def test_the_fused_step_scales_the_loss(shapes_small):
 def test_panel_settings_reach_the_adam_inside_a_loss_scale_optimizer():
     g, d, gan = models("mixed_float16")
     panel = gan_lib.check_panel(d_lr=0.001, g_lr=0.003, beta_1=0.9)
-    gan_lib.apply_panel_optimizers(d, gan, panel, explicit={"d_lr", "g_lr", "beta_1"})
+    gan_lib.archs.apply_panel_optimizers(d, gan, panel, explicit={"d_lr", "g_lr", "beta_1"})
     for model, lr in ((d, 0.001), (gan, 0.003)):
         inner = model.optimizer.inner_optimizer
         assert float(inner.learning_rate) == pytest.approx(lr) and inner.beta_1 == 0.9

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gan_lib
-from gan_lib import backend, fused
+from gan_lib import devices, fused
 
 
 def tiny_models(seed=0, size=8):
@@ -85,7 +85,7 @@ def test_the_loop_gives_d_one_batch_of_both_halves(monkeypatch):
 
 
 def test_streamed_batches_hold_one_half_batch_per_d_step(monkeypatch):
-    monkeypatch.setattr(backend, "fits_on_device", lambda nbytes: False)
+    monkeypatch.setattr(devices, "fits_on_device", lambda nbytes: False)
     g, d, gan = tiny_models()
     step = fused.FusedStep(g, d, gan, data(), gan_lib.check_panel(n_batch=16, latent_dim=16, d_steps=3))
     assert tuple(step.batches.make(0).shape) == (24, 8, 8, 3)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gan_lib
-from gan_lib import toy
+from gan_lib import toy, toy_training
 
 
 def weights(model):
@@ -132,7 +132,7 @@ def test_unknown_toys_are_refused():
     with pytest.raises(ValueError, match="unknown toy 'blob'; choose one of ring, grid"):
         toy.sample_modes("blob", 10)
     with pytest.raises(ValueError, match="unknown toy"):
-        toy.toy_settings("blob")
+        toy_training.toy_settings("blob")
 
 
 @pytest.mark.parametrize("name", ["ring", "grid"])
@@ -207,16 +207,16 @@ def test_a_scaled_generator_and_discriminator_rescale_by_the_toys_extent():
 ])
 def test_toy_settings_refuse_what_cannot_work(overrides, message):
     with pytest.raises(ValueError, match=message):
-        toy.toy_settings("ring", overrides)
+        toy_training.toy_settings("ring", overrides)
 
 
 def test_toy_settings_start_from_the_toys_defaults():
-    panel, model = toy.toy_settings("grid", {"pack": 4, "d_lr": 0.0005})
-    assert panel["n_batch"] == toy.TOY_DEFAULTS["grid"]["n_batch"] and panel["latent_dim"] == 2
-    assert panel["label_smoothing"] == toy.TOY_DEFAULTS["grid"]["label_smoothing"] and panel["d_lr"] == 0.0005
-    assert model["pack"] == 4 and model["scale"] == toy.TOY_DEFAULTS["grid"]["scale"] and model["units"] == 128
+    panel, model = toy_training.toy_settings("grid", {"pack": 4, "d_lr": 0.0005})
+    assert panel["n_batch"] == toy_training.TOY_DEFAULTS["grid"]["n_batch"] and panel["latent_dim"] == 2
+    assert panel["label_smoothing"] == toy_training.TOY_DEFAULTS["grid"]["label_smoothing"] and panel["d_lr"] == 0.0005
+    assert model["pack"] == 4 and model["scale"] == toy_training.TOY_DEFAULTS["grid"]["scale"] and model["units"] == 128
     with pytest.raises(ValueError, match="the parabola trains the tutorial's small ones"):
-        toy.toy_settings("parabola", {"pack": 2})
+        toy_training.toy_settings("parabola", {"pack": 2})
 
 
 @pytest.mark.parametrize("fast", [False, True])
@@ -224,9 +224,9 @@ def test_a_toy_run_is_measured_every_eval_every_steps_and_diagnosed(fast):
     """The image runs' measurements on a toy: at steps 4 and 8 only, the last one the final samples' own mode count;
     measuring changes nothing in the run; diagnose reads the history."""
     def run(every):
-        panel, model = toy.toy_settings("ring", {"units": 8, "n_batch": 32, "fast": fast, "eval_every": every})
+        panel, model = toy_training.toy_settings("ring", {"units": 8, "n_batch": 32, "fast": fast, "eval_every": every})
         gan_lib.set_seed(2)
-        return toy.train_named_toy("ring", 8, panel, model)
+        return toy_training.train_named_toy("ring", 8, panel, model)
 
     samples, scores, history = run(4)
     assert [r["step"] for r in history] == list(range(1, 9))
@@ -237,7 +237,7 @@ def test_a_toy_run_is_measured_every_eval_every_steps_and_diagnosed(fast):
     assert history[-1]["g_grad_norm"] > 0
     _, unmeasured_scores, unmeasured = run(0)
     assert all(r["g_grad_norm"] is None for r in unmeasured)
-    measures = (*gan_lib.diagnosis.EVAL_COLUMNS, "mode_counts")
+    measures = (*gan_lib.runs.EVAL_COLUMNS, "mode_counts")
     strip = [{k: v for k, v in r.items() if k not in measures} for r in history]
     assert strip == [{k: v for k, v in r.items() if k not in measures} for r in unmeasured]
     assert unmeasured_scores == scores
@@ -249,8 +249,8 @@ def test_a_toy_trains_with_the_panels_objective(fast):
     """g_objective reaches the toy's combined model: the loop's train_on_batch and the fused step both report
     log(1 - D(G(z))) < 0 for the saturating loss and -log D(G(z)) > 0 for the tutorial's."""
     for objective, sign in (("saturating", -1), ("non_saturating", 1)):
-        panel, model = toy.toy_settings("ring", {"units": 8, "n_batch": 32, "fast": fast, "g_objective": objective})
-        _, _, history = toy.train_named_toy("ring", 2, panel, model)
+        panel, model = toy_training.toy_settings("ring", {"units": 8, "n_batch": 32, "fast": fast, "g_objective": objective})
+        _, _, history = toy_training.train_named_toy("ring", 2, panel, model)
         assert all(np.sign(r["g_loss"]) == sign for r in history)
 
 
@@ -277,7 +277,7 @@ def test_the_toy_command_writes_samples_metrics_and_a_picture(name, extra, tmp_p
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["toy"] == name and metrics["steps"] == 4 and metrics["seconds"] > 0
     assert metrics["settings"]["n_batch"] == 16 and metrics["settings"]["fast"] == (not loop)
-    assert metrics["scores"] == toy.toy_scores(samples, name)  # the scores are of the saved points
+    assert metrics["scores"] == toy_training.toy_scores(samples, name)  # the scores are of the saved points
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "step 4/4" in text and "wrote" in text
     if name != "parabola":

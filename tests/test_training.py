@@ -27,8 +27,8 @@ def test_a_run_writes_its_folder(trained_run):
     rows = list(csv.DictReader(open(os.path.join(run_dir, "history.csv"))))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     for row in history:
-        assert all(np.isfinite(v) for k, v in row.items() if k not in gan_lib.diagnosis.EVAL_COLUMNS)
-        assert all(row[k] is None for k in gan_lib.diagnosis.EVAL_COLUMNS)  # eval_every 100: not measured yet
+        assert all(np.isfinite(v) for k, v in row.items() if k not in gan_lib.runs.EVAL_COLUMNS)
+        assert all(row[k] is None for k in gan_lib.runs.EVAL_COLUMNS)  # eval_every 100: not measured yet
         assert 0 <= row["d_x"] <= 1 and 0 <= row["d_g_z"] <= 1
     g = keras.saving.load_model(os.path.join(run_dir, "generator.keras"), compile=False, safe_mode=True)
     assert g.output_shape == (None, 32, 32, 3)

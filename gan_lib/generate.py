@@ -1,0 +1,68 @@
+"""Drawing with a trained generator: load a .keras file or a run's generator.keras, and save a grid of new images."""
+
+import os
+
+import keras
+import numpy as np
+
+from .batches import class_grid, first_input_shape, images_of, n_classes_of
+from .data import generate_fake_samples, generate_latent_points
+from .plots import save_grid
+
+
+def load_generator(path):
+    """A generator .keras file, or a run folder's generator.keras, loaded in Keras safe mode -> (model, its path)."""
+    if os.path.isdir(path):
+        model_path = os.path.join(path, "generator.keras")
+        if not os.path.exists(model_path):
+            raise ValueError(f"{path!r} holds no generator.keras; is it a run folder that finished an epoch?")
+    elif path.endswith(".keras") and os.path.isfile(path):
+        model_path = path
+    else:
+        raise ValueError(f"{path!r} is neither a run folder nor a .keras file")
+    try:
+        return keras.saving.load_model(model_path, compile=False, safe_mode=True), model_path
+    except Exception as e:  # Keras raises many kinds for a damaged zip
+        raise ValueError(f"{model_path} cannot be loaded as a Keras model ({type(e).__name__}); it may be "
+                         "truncated or corrupt: use an earlier generator_model_eNNN.keras") from None
+
+
+def check_image_generator(g_model, model_path):
+    """ValueError unless g_model maps latent points (N, latent_dim) (and a class, if conditional) to images
+    (N, H, W, 1 or 3); returns latent_dim."""
+    shape_in, shape_out = (None, *first_input_shape(g_model)), tuple(g_model.output_shape)
+    if len(shape_in) != 2 or len(shape_out) != 4 or shape_out[-1] not in (1, 3):
+        raise ValueError(f"{model_path} is not an image generator: it maps {shape_in} to {shape_out}, "
+                         "not latent points (N, latent_dim) to images (N, H, W, 1 or 3)")
+    return shape_in[-1]
+
+
+def draw_grid(model, n=10, out=None, seed=None, label=None):
+    """What `python -m gan_lib generate` does: an n x n grid of new images from a generator (a .keras file or a
+    run folder), saved as a PNG (default: generated.png beside the model). A conditional generator draws a row of
+    n per class (the same latent point down each column), or n x n of class `label`. Returns (path, a few words
+    on what was drawn, the model's path)."""
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
+    if out and not out.lower().endswith((".png", ".jpg", ".jpeg")):
+        raise ValueError(f"--out must name a .png or .jpg file, got {out!r}")
+    g_model, model_path = load_generator(model)
+    k = n_classes_of(g_model)  # a conditional generator: [z, class] -> image
+    latent_dim = check_image_generator(g_model, model_path)
+    if label is not None and not k:
+        raise ValueError(f"--label {label}: {model_path} is not a conditional generator (it takes no class); "
+                         "train one with --arch cgan or acgan, or leave out --label")
+    if label is not None and not 0 <= label < k:
+        raise ValueError(f"--label must be a class of this generator, 0 to {k - 1}, got {label}")
+    rng, rows = np.random.default_rng(seed), None
+    if k and label is None:  # a row per class, the same latent point down each column
+        x = keras.ops.convert_to_numpy(g_model(class_grid(generate_latent_points(latent_dim, n, rng), k), training=False))
+        rows, what = k, f"{k}x{n} images, a row per class,"
+    else:
+        x, _ = generate_fake_samples(g_model, latent_dim, n * n, rng, classes=label)
+        x, what = images_of(x), f"{n}x{n} images" + (f" of class {label}" if k else "")
+    out = out or os.path.join(os.path.dirname(model_path), "generated.png")
+    save_grid(x, out, n, rows)
+    return out, what, model_path

@@ -15,7 +15,7 @@ from .evaluate import evaluate_run
 from .generate import draw_grid
 from .panel import DEFAULTS, check_panel, parse_setting
 from .runs import TrainingDiverged, is_run, load_panel
-from .toy_training import parse_toy_setting, run_toy
+from .toy_training import describe_scores, parse_toy_setting, run_toy
 from .training import default_run_dir, train_from_panel
 
 
@@ -192,7 +192,9 @@ def cmd_cyclegan(args):
 def cmd_toy(args):
     overrides = {"fast": not args.tutorial_loop, **dict(parse_toy_setting(text) for text in args.set)}
     overrides.update({k: v for k, v in (("n_batch", args.batch), ("seed", args.seed)) if v is not None})
-    _, out = run_toy(args.toy, args.steps, overrides, args.out, log=None if args.quiet else print)
+    found, out = run_toy(args.toy, args.steps, overrides, args.out, log=None if args.quiet else print)
+    print(f"{args.toy} after {found['steps']} steps ({found['seconds']:.0f} s, {found['cpu_seconds']:.0f} s CPU): "
+          f"{describe_scores(found['scores'])}")
     print(f"wrote {out}: samples.npy, metrics.json, samples.png")
 
 

@@ -31,7 +31,7 @@ def build_models(panel, in_shape, n_classes=10):
 
     arch 'tutorial': define_discriminator, define_generator (width is not used); arch
     'dcgan': gan_lib.dcgan's, with the panel's width; arch 'cgan': gan_lib.cgan's conditional
-    models for n_classes classes (the labelled data's: data.n_classes); arch 'acgan': the same G
+    models for n_classes classes (the labelled data's: datasets.n_classes); arch 'acgan': the same G
     with the ACGAN's D, which also classifies (acgan_loss). All are compiled with the
     panel's d_lr, g_lr and beta_1, and joined by define_gan. The command line calls
     this; call it in a notebook to get the same models:

@@ -110,7 +110,8 @@ class StatefulJit:
 
     Inside, a keras.StatelessScope maps each variable to its traced value and collects what fn assigns.
     Between calls the values stay on the device (in `values`); sync() writes them into the variables, and
-    the next call reads the variables again (a checkpoint restore or a changed learning rate takes effect).
+    the next call reads the variables again. So between a call and the next sync() the Keras variables are
+    stale: read them, or change one (a learning rate, a restore), only after sync(), or the step's copy wins.
     A variable left out of `variables` would be baked into the compiled function as a constant.
     """
 
@@ -153,7 +154,8 @@ def value_and_gradients(loss_fn, variables, scale=None, aux=False):
     gradients do not underflow; its LossScaleOptimizer divides them back). The loss returned is unscaled.
     aux=True: loss_fn returns (loss, extra), any structure of tensors wanted besides the loss (not
     differentiated), and the result is (loss, extra, gradients). What loss_fn changes besides
-    (BatchNorm statistics, dropout seeds) is kept, on every backend.
+    (BatchNorm statistics, dropout seeds) is kept inside a compiled step on every backend; outside one,
+    JAX drops it (a measurement in inference mode changes nothing).
     """
     import keras
 
@@ -213,8 +215,9 @@ def apply_gradients(optimizer, grads, variables):
     """optimizer.apply(grads, variables), on JAX inside a StatefulJit step through optimizer.stateless_apply
     (a LossScaleOptimizer's cond over stateful branches cannot be traced there)."""
     import keras
-    from keras.src.backend.common.stateless_scope import in_stateless_scope
 
+    if keras.backend.backend() == "jax":
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
     if keras.backend.backend() != "jax" or not in_stateless_scope():
         with no_grad():
             optimizer.apply(grads, variables)

@@ -45,6 +45,7 @@ from .runs import (
     load_panel,
     new_run_dir,
     open_run,
+    run_name,
     save_state,
 )
 
@@ -97,9 +98,7 @@ def cycle_panel(domains=(), task=None, resume=None, settings=(), **flags):
 
 def default_cycle_dir(panel):
     """A new folder in outputs/ named after the two domains: outputs/cyclegan-A-B-DATE-TIME."""
-    names = "-".join(os.path.basename(os.path.normpath(panel[k])) for k in ("dataset", "dataset_b"))
-    return new_run_dir(None, "cyclegan-" + "".join(c if c.isalnum() else "_" for c in names))
-
+    return new_run_dir(None, "cyclegan-" + run_name(panel["dataset"], panel["dataset_b"]))
 
 
 def build_cyclegan(panel, shape_a, shape_b=None):
@@ -352,7 +351,7 @@ def describe(found):
 def checkpoint(run, epoch, batch):
     """The full state after `batch` batches of epoch `epoch` (0-based; batch 0 = an epoch end): runs.save_state."""
     save_state(run.run_dir, run.cycle, {"epoch": epoch, "batch": batch}, np.zeros(0, np.float32), run.history,
-               run.panel, extra=run.step.variables, columns=COLUMNS, advice="try lower learning rates")
+               run.panel, extra=run.step.variables, columns=COLUMNS, advice=ADVICE)
 
 
 def train_cyclegan(panel=None, run_dir=None, verbose=1, log=print):

@@ -1,4 +1,5 @@
-"""How well D tells real from fake: the tutorial's summarize_performance and D's scores."""
+"""How good is a generator: the tutorial's summarize_performance and D's scores, and scoring a trained generator
+(evaluate_generator; evaluate_run is the `evaluate` command)."""
 
 import json
 import os
@@ -149,19 +150,21 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
     if metrics is None:  # all of them; a conditional GAN is also asked whether it draws the class asked for
         metrics = [*METRICS, CONDITIONAL] if n_classes_of(g_model) else list(METRICS)
     scores, skipped = evaluate_generator(g_model, real, dataset_name, metrics, n, weights, seed)
-    lines = [f"{model_path} against {dataset_name} ({len(real)} images), {n} generated:"]
+    say = log or (lambda line: None)
+    say(f"{model_path} against {dataset_name} ({len(real)} images), {n} generated:")
     pad = max(map(len, metrics), default=0)  # the values in one column
-    lines += [f"  {m:<{pad}} {shown(scores[m]) if m in scores else 'not run: ' + skipped[m]}" for m in metrics]
+    for m in metrics:
+        say(f"  {m:<{pad}} {shown(scores[m]) if m in scores else 'not run: ' + skipped[m]}")
     found = None
     if os.path.exists(os.path.join(folder, "history.csv")):  # a run: what its history says (diagnosis.py)
         found = diagnose(read_history(folder))
-        lines.append("diagnosis of its history.csv:" if found else "diagnosis of its history.csv: no sign of trouble")
-        lines += [f"  {line}" for line in found.values()]
+        say("diagnosis of its history.csv:" if found else "diagnosis of its history.csv: no sign of trouble")
+        for line in found.values():
+            say(f"  {line}")
     out = os.path.join(folder, "metrics.json")
     write_text(out, json.dumps({"model": os.path.basename(model_path), "dataset": dataset_name, "n": n, "seed": seed,
                                 "scores": scores, "not_run": skipped, "diagnosis": found}, indent=2))
-    for line in lines + [f"wrote {out}"] if log else ():
-        log(line)
+    say(f"wrote {out}")
     return scores, skipped, out
 
 

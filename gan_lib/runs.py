@@ -55,6 +55,12 @@ def default_outputs():
     return "outputs"
 
 
+def run_name(*parts):
+    """A folder name from dataset names or paths: their last parts joined by '-', other characters as '_'."""
+    name = "-".join(os.path.basename(os.path.normpath(str(p))) for p in parts)
+    return "".join(c if c.isalnum() or c == "-" else "_" for c in name)
+
+
 def new_run_dir(root=None, name="run"):
     """A fresh folder ROOT/NAME-YYYYmmdd-HHMMSS (with -2, -3... if taken); ROOT defaults to default_outputs()."""
     base = os.path.join(root or default_outputs(), f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -269,8 +275,11 @@ def save_state(run_dir, models, meta, fixed_z, history, panel, extra=(), columns
     try:
         save_checkpoint(run_dir, models, meta, fixed_z, history_array(history, columns),
                         keep=panel["keep_checkpoints"], extra=extra)
+        bad = None
     except FloatingPointError as e:
-        diverged(run_dir, history, f"training diverged before epoch {meta['epoch'] + 1}, batch {meta['batch']}: {e}",
+        bad = str(e)
+    if bad:  # outside the except: one TrainingDiverged, not chained to the FloatingPointError
+        diverged(run_dir, history, f"training diverged before epoch {meta['epoch'] + 1}, batch {meta['batch']}: {bad}",
                  columns, advice)
     if meta["batch"] == 0:
         write_history(run_dir, history, columns)

@@ -199,7 +199,8 @@ def run_toy(name, steps=None, overrides=None, out=None, log=print):
     """Everything `python -m gan_lib toy` does: train toy `name` (ring, grid, parabola) from new, seeded models for
     `steps` steps (default: the toy's) and write out/: samples.npy (float32 (2500, 2)), metrics.json (the scores,
     times, settings) and samples.png. overrides: panel keys and MODEL_KEYS (toy_settings). out: a new or empty
-    folder (default outputs/TOY-DATE-TIME). log: a function given progress lines, or None. Returns (scores, out).
+    folder (default outputs/TOY-DATE-TIME). log: a function given progress lines, or None. Returns (metrics.json's
+    dict: toy, steps, seconds, cpu_seconds, scores, settings; out).
     """
     if name not in TOY_DEFAULTS:
         raise ValueError(f"unknown toy {name!r}; choose one of {', '.join(TOY_DEFAULTS)}")
@@ -209,6 +210,7 @@ def run_toy(name, steps=None, overrides=None, out=None, log=print):
     panel, model = toy_settings(name, overrides)
     out = out or new_run_dir(None, name)
     check_new_folder(out, resumable=False)
+    os.makedirs(out, exist_ok=True)  # claimed now: another run of the same second gets name-2
     if log:
         log(f"toy {name}: {steps} steps of {panel['n_batch']} points, "
             f"{'fused step' if panel['fast'] else 'tutorial loop'}, {model if name != 'parabola' else 'small models'}")
@@ -216,7 +218,6 @@ def run_toy(name, steps=None, overrides=None, out=None, log=print):
     wall, cpu = time.perf_counter(), time.process_time()
     samples, scores, _ = train_named_toy(name, steps, panel, model, log=log, log_every=max(1, steps // 10))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    os.makedirs(out, exist_ok=True)
     with atomic_path(os.path.join(out, "samples.npy")) as tmp:
         np.save(tmp, samples)  # float32 (2500, 2)
     settings = {k: panel[k] for k in ("n_batch", "latent_dim", "d_lr", "g_lr", "beta_1", "seed", "fast",
@@ -233,6 +234,4 @@ def run_toy(name, steps=None, overrides=None, out=None, log=print):
         curve = np.stack([x, x * x], axis=1)
     save_points(samples, os.path.join(out, "samples.png"), marks, curve,
                 f"{name}, {steps} steps: {describe_scores(scores)}")
-    if log:
-        log(f"{name} after {steps} steps ({wall:.0f} s, {cpu:.0f} s CPU): {describe_scores(scores)}")
-    return scores, out
+    return metrics, out

@@ -45,6 +45,7 @@ from .runs import (
     load_panel,
     new_run_dir,
     open_run,
+    run_name,
     save_state,
 )
 
@@ -338,8 +339,7 @@ def checkpoint(run, epoch, batch):
 
 def default_run_dir(panel):
     """A new folder in outputs/ named after the panel's dataset: outputs/DATASET-DATE-TIME."""
-    name = "".join(c if c.isalnum() else "_" for c in os.path.basename(os.path.normpath(panel["dataset"])))
-    return new_run_dir(None, name)
+    return new_run_dir(None, run_name(panel["dataset"]))
 
 
 def train_from_panel(panel, run_dir=None, verbose=1):

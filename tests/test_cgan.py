@@ -13,7 +13,7 @@ import pytest
 
 import gan_lib
 from conftest import changed, same, snapshot
-from gan_lib import fused
+from gan_lib import losses
 from gan_lib.batches import class_grid, n_classes_of
 from gan_lib.cgan import acgan_classifier, define_acgan_discriminator, define_cgan_discriminator, define_cgan_generator
 from gan_lib.data import generate_fake_samples, generate_latent_points, generate_real_samples, load_labelled_samples
@@ -128,13 +128,13 @@ def test_acgan_losses_add_the_class_cross_entropy():
     y = np.array([[1], [1], [1], [0], [0], [0]], "float32")
     bce = float(keras.losses.BinaryCrossentropy()(y, out[:, :1]))
     ce = float(keras.losses.SparseCategoricalCrossentropy()(labels, acgan_classifier(d)(images, training=False)))
-    assert ce > 0.5 and float(fused.discriminator_loss(y, out)) == pytest.approx(bce + ce, rel=1e-5)
+    assert ce > 0.5 and float(losses.discriminator_loss(y, out)) == pytest.approx(bce + ce, rel=1e-5)
     assert float(keras.ops.mean(acgan_loss(y, out))) == pytest.approx(bce + ce, rel=1e-5)  # what train_on_batch uses
     ones = np.ones((6, 1), "float32")
-    assert float(fused.generator_loss(out)) == pytest.approx(float(keras.losses.BinaryCrossentropy()(ones, out[:, :1])) + ce,
+    assert float(losses.generator_loss(out)) == pytest.approx(float(keras.losses.BinaryCrossentropy()(ones, out[:, :1])) + ce,
                                                              rel=1e-5)
     saturating = -float(keras.losses.BinaryCrossentropy()(0 * ones, out[:, :1])) + ce
-    assert float(fused.generator_loss(out, "saturating")) == pytest.approx(saturating, rel=1e-5)
+    assert float(losses.generator_loss(out, "saturating")) == pytest.approx(saturating, rel=1e-5)
     assert float(keras.ops.mean(gan_lib.saturating_loss(ones, out))) == pytest.approx(saturating, rel=1e-5)
     assert gan.loss is acgan_loss and d.loss is acgan_loss
 

@@ -20,12 +20,14 @@ from gan_lib.cyclegan import (
     define_cyclegan_generator,
     instance_norm,
 )
+from gan_lib.data import load_domains
+from gan_lib.panel import CYCLE_TASKS, check_cycle_panel
 
 TINY = {"width": 4, "res_blocks": 1, "n_batch": 8, "pool_size": 8, "grid": 4}  # quick to build and to compile
 
 
 def tiny_panel(**overrides):
-    return ct.check_cycle_panel({**gan_lib.panel.CYCLE_TASKS["shapes"], **TINY, "limit": 16, "n_epochs": 1, **overrides})
+    return check_cycle_panel({**CYCLE_TASKS["shapes"], **TINY, "limit": 16, "n_epochs": 1, **overrides})
 
 
 def changed(a, b):
@@ -82,11 +84,13 @@ def test_each_model_learns_on_its_own_step_only():
     step = step_for(cycle)
     before = [snapshot(m) for m in cycle.models]
     step()
+    step.sync()  # JAX keeps the step's state on the device until a sync (elsewhere the variables are current)
     assert all(changed(b, snapshot(m)) for b, m in zip(before, cycle.models)), "a model did not learn"
     for frozen, moving in ((cycle.d_optimizer, cycle.g_optimizer), (cycle.g_optimizer, cycle.d_optimizer)):
         frozen.learning_rate, moving.learning_rate = 0.0, 0.0002
         before = [snapshot(m) for m in cycle.models]
         step()
+        step.sync()
         moved = [changed(b, snapshot(m)) for b, m in zip(before, cycle.models)]
         assert moved == ([True, True, False, False] if frozen is cycle.d_optimizer else [False, False, True, True])
     values = step.read()
@@ -233,15 +237,15 @@ def test_domains_of_other_sizes_and_modes(tmp_path):
     write_images(tmp_path / "grey", 8, (50, 20), "L")
     write_images(tmp_path / "rgb", 8, (33, 61))
     logged = []
-    panel = ct.check_cycle_panel(dataset=str(tmp_path / "grey"), dataset_b=str(tmp_path / "rgb"), image_size=16)
-    a, b, la, lb = ct.load_domains(panel, logged.append)
+    panel = check_cycle_panel(dataset=str(tmp_path / "grey"), dataset_b=str(tmp_path / "rgb"), image_size=16)
+    a, b, la, lb = load_domains(panel, logged.append)
     assert a.shape == b.shape == (8, 16, 16, 3) and la is None and lb is None
     assert any("greyscale" in line for line in logged)
     np.savez(tmp_path / "small.npz", x=np.zeros((8, 16, 16, 3), np.uint8))
     np.savez(tmp_path / "large.npz", x=np.zeros((8, 24, 24, 3), np.uint8))
     with pytest.raises(ValueError, match="image_size"):
-        ct.load_domains(ct.check_cycle_panel(dataset=str(tmp_path / "small.npz"), dataset_b=str(tmp_path / "large.npz")))
-    a, b, _, _ = ct.load_domains(ct.check_cycle_panel(dataset=str(tmp_path / "small.npz"),
+        load_domains(check_cycle_panel(dataset=str(tmp_path / "small.npz"), dataset_b=str(tmp_path / "large.npz")))
+    a, b, _, _ = load_domains(check_cycle_panel(dataset=str(tmp_path / "small.npz"),
                                                       dataset_b=str(tmp_path / "large.npz"), image_size=16))
     assert a.shape == b.shape == (8, 16, 16, 3)
 
@@ -249,7 +253,7 @@ def test_domains_of_other_sizes_and_modes(tmp_path):
 def test_the_shapes_domains_and_the_translation_score():
     """A = warm shapes, B = cool ones; the score counts G's images the classifier puts in the same shape, other colours."""
     panel = tiny_panel(limit=40)
-    a, b, la, lb = ct.load_domains(panel)
+    a, b, la, lb = load_domains(panel)
     assert a.shape == b.shape == (40, 32, 32, 3) and (la < 5).all() and (lb >= 5).all()
     assert (a[..., 0].astype(int) - a[..., 2]).max() > 150 and (b[..., 2].astype(int) - b[..., 0]).max() > 150
 
@@ -280,6 +284,7 @@ import keras
 import gan_lib
 from gan_lib import cycle_training as ct
 from gan_lib.cyclegan import CycleGAN
+from gan_lib.panel import check_cycle_panel
 assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
 
 def snap(m):
@@ -293,7 +298,7 @@ a, b = rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8), rng.integers(0, 25
 tiny = dict(width=4, res_blocks=1, n_batch=8, pool_size=8, grid=4, dataset="A", dataset_b="B")
 gan_lib.set_seed(0)
 cycle = CycleGAN((16, 16, 3), width=4, res_blocks=1)
-step = ct.CycleStep(cycle, a, b, ct.check_cycle_panel(tiny))
+step = ct.CycleStep(cycle, a, b, check_cycle_panel(tiny))
 for frozen, moving, want in ((cycle.d_optimizer, cycle.g_optimizer, [True, True, False, False]),
                              (cycle.g_optimizer, cycle.d_optimizer, [False, False, True, True])):
     frozen.learning_rate, moving.learning_rate = 0.0, 0.0002
@@ -309,7 +314,7 @@ if keras.backend.backend() == "jax":  # each run compiles its step again (about 
 def run(folder, epochs, resume=False):
     gan_lib.set_seed(1)
     cycle = CycleGAN((16, 16, 3), width=4, res_blocks=1)
-    panel = ct.check_cycle_panel(tiny, n_epochs=epochs, load_weights=resume, checkpoint_every=1)
+    panel = check_cycle_panel(tiny, n_epochs=epochs, load_weights=resume, checkpoint_every=1)
     return ct.train_cycle(cycle, a, b, panel, folder, verbose=0)
 
 straight = run(sys.argv[1] + "-a", 2)

@@ -280,7 +280,7 @@ def test_fused_step_batchnorm():
 @pytest.mark.parametrize("name", ["torch", "jax"])
 def test_other_backends(name):
     checks = {"torch": "t.check_loop('d'); t.check_loop('g'); t.check_loop_fakes(); t.check_fused()",
-              "jax": "t.check_loop('g'); t.check_fused()"}[name]  # JAX: its own fused step; fewer builds (slow on a CPU)
+              "jax": "t.check_loop('g'); t.check_fused()"}[name]  # JAX: fewer builds (slow on a CPU)
     script = f"import sys; sys.path.insert(0, 'tests'); import test_dcgan as t\n{checks}; print('dcgan OK')"
     assert "dcgan OK" in run_on_backend(name, script, timeout=400)
 

@@ -8,7 +8,8 @@ import pytest
 import gan_lib
 from conftest import changed, snapshot
 from gan_lib import diagnosis, losses
-from gan_lib.fused import FusedStep, generator_loss
+from gan_lib.fused import FusedStep
+from gan_lib.losses import generator_loss
 
 
 def tiny(seed=0, objective="non_saturating"):

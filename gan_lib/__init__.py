@@ -7,12 +7,20 @@ gan_lib.fused, ...; docs/house.md maps them), importable but not part of this fa
 """
 
 import os as _os
+import sys as _sys
 
+from .backend import backend_error as _backend_error
 from .backend import quiet_fd2 as _quiet_fd2
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ log lines too; a value the user set wins
-with _quiet_fd2():
-    import keras as _keras  # noqa: F401  (imports the backend, TensorFlow by default, with its notices hidden)
+try:
+    with _quiet_fd2():
+        import keras as _keras  # noqa: F401  (imports the backend, TensorFlow by default, with its notices hidden)
+except (ImportError, ValueError) as _error:  # KERAS_BACKEND names no backend, or one that is not installed
+    _message = _backend_error(_error)
+    if _sys.argv[:1] == ["-m"]:  # python -m gan_lib ...: one line, not a traceback, whatever the command
+        raise SystemExit(f"error: {_message}") from None
+    raise ImportError(_message) from None
 
 from .archs import build_models
 from .backend import set_seed

@@ -53,7 +53,7 @@ def add_train(sub):
                    "conditional GAN (both models take the class: a labelled dataset, e.g. shapes, cifar10, mnist, or "
                    "a folder with one subfolder per class), or the ACGAN (the same G; D also names the class, and both "
                    "losses add the class's cross-entropy: G learns to draw the class much sooner). "
-                   "A resumed run keeps its own")
+                   "A resumed run keeps the arch it was made with")
     t.add_argument("--limit", type=int, metavar="N", help="keep only the first N images (default: all)")
     t.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/DATASET-DATE-TIME); "
                    "must not hold another run")
@@ -208,6 +208,17 @@ def cmd_evaluate(args):
     evaluate_run(args.model, metrics, args.n, args.dataset, args.weights or "imagenet", args.seed)
 
 
+# What to lower when a command runs out of memory: its own flags
+LOWER = {
+    "train": "lower --batch, --latent-dim, the image size or --limit (the fused step keeps a dataset that takes up to "
+             "a quarter of the device's memory there; --tutorial-loop never does)",
+    "cyclegan": "lower --batch or --limit, or --set image_size=32",
+    "toy": "lower --batch",
+    "generate": "lower --n (the grid is n x n images)",
+    "evaluate": "lower --n (the images scored: FID's Inception runs at 299 x 299)",
+}
+
+
 def out_of_memory(error):
     """True for the out-of-memory errors of Python and of each backend (TensorFlow, JAX/XLA, torch)."""
     text = f"{type(error).__name__}: {error}"[:2000]
@@ -235,10 +246,8 @@ def main(argv=None):
             raise
         run_dir = getattr(args, "run_dir", None)
         again = f"; a run that has a checkpoint continues with --resume {run_dir}" if run_dir else ""
-        print(f"error: out of memory ({type(e).__name__}); lower --batch, --latent-dim, the image size or --limit "
-              "(the fused step keeps a dataset that takes up to a quarter of the device's memory there; "
-              f"--tutorial-loop never does), or use a machine with more memory{again}",
-              file=sys.stderr)
+        print(f"error: out of memory ({type(e).__name__}); {LOWER[args.command]}, or use a machine with more "
+              f"memory{again}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         run_dir = getattr(args, "run_dir", None)

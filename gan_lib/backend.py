@@ -38,6 +38,20 @@ def quiet_fd2():
         os.close(null)
 
 
+BACKENDS = ("tensorflow", "jax", "torch")  # the backends gan_lib runs on
+
+
+def backend_error(error):
+    """One line for a failed `import keras`: the KERAS_BACKEND asked for, what went wrong, the backends installed."""
+    import importlib.util
+
+    asked = os.environ.get("KERAS_BACKEND", "tensorflow")
+    installed = [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+    fix = (f"set KERAS_BACKEND to one of the backends installed here: {', '.join(installed)}" if installed else
+           "install one: pip install tensorflow (or jax, or torch)")
+    return f"Keras cannot start with KERAS_BACKEND={asked!r} ({type(error).__name__}: {error}); {fix}"
+
+
 def set_seed(seed, deterministic=True):
     """Seed Python, NumPy and the backend; call before building models.
 

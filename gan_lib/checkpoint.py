@@ -114,8 +114,7 @@ def restore_checkpoint(run_dir, models, verbose=True, extra=()):
             break
         except ValueError as e:
             errors.append(str(e))
-            if verbose:
-                print(f"skipping {path}: unreadable; trying the one before")
+            print(f"skipping {path}: unreadable; trying the one before", file=sys.stderr)  # never silenced
     else:
         raise ValueError(f"no readable checkpoint in {run_dir!r}: " + "; ".join(errors))
     for bad in paths[len(paths) - len(errors):]:  # set aside, kept for inspection: pruning must never keep
@@ -141,24 +140,31 @@ def restore_checkpoint(run_dir, models, verbose=True, extra=()):
     return meta, fixed_z, history, path
 
 
-def mirror_or_warn(run_dir, mirror_root):
+def mirror_or_warn(run_dir, mirror_root, last=False):
     """mirror_run after a checkpoint; a failure (a dropped Drive mount) is one warning line on stderr, not an error:
-    the local checkpoint is safe and the next mirror catches up."""
+    the local checkpoint is safe and the next mirror catches up. Returns whether the mirror is now current.
+    last: the run's final mirror (no next checkpoint will try again)."""
     try:
         mirror_run(run_dir, mirror_root)
+        return True
     except OSError as e:
-        print(f"warning: could not mirror the run to {mirror_root} ({e.strerror or e}); "
-              "training goes on, the next checkpoint tries again", file=sys.stderr)
+        then = "the run's own folder is complete" if last else "training goes on, the next checkpoint tries again"
+        print(f"warning: could not mirror the run to {mirror_root} ({e.strerror or e}); {then}", file=sys.stderr)
+        return False
 
 
 def mirror_run(run_dir, mirror_root):
     """Copy a run folder into mirror_root/RUN_NAME (e.g. on Google Drive), file by file, atomically.
 
-    Copies only files that changed since the last mirror, and removes mirrored
-    checkpoints the run has since dropped. Returns the mirror folder.
+    First removes mirrored checkpoints the run has since dropped (so a mirror short of space catches up),
+    then copies only files that changed since the last mirror. Returns the mirror folder.
     """
     run_dir = os.path.abspath(run_dir)
     dest_dir = os.path.join(mirror_root, os.path.basename(run_dir))
+    kept = {os.path.basename(p) for p in list_checkpoints(run_dir)}
+    for old in glob.glob(os.path.join(dest_dir, CHECKPOINTS, "ckpt-*.npz")):  # first: make room for the new ones
+        if os.path.basename(old) not in kept:
+            os.remove(old)
     for src in glob.glob(os.path.join(run_dir, "**", "*"), recursive=True):
         if os.path.isdir(src):  # glob skips dot files: .tmp-* half-written files and the .lock stay behind
             continue
@@ -167,10 +173,6 @@ def mirror_run(run_dir, mirror_root):
         if os.path.exists(dst) and os.path.getsize(dst) == stat.st_size and os.path.getmtime(dst) >= stat.st_mtime:
             continue
         copy_file(src, dst)
-    kept = {os.path.basename(p) for p in list_checkpoints(run_dir)}
-    for old in glob.glob(os.path.join(dest_dir, CHECKPOINTS, "ckpt-*.npz")):
-        if os.path.basename(old) not in kept:
-            os.remove(old)
     return dest_dir
 
 

@@ -20,6 +20,7 @@ and |G(F(b)) - b| in [-1, 1] pixel units) and, on the shapes task, the translati
 import dataclasses
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -32,13 +33,14 @@ from .data import load_domains
 from .datasets import scale_images
 from .files import atomic_path, write_text
 from .losses import l1, lsgan_loss
-from .panel import CYCLE_DEFAULTS, CYCLE_TASKS, check_cycle_panel, parse_setting
+from .panel import CYCLE_DEFAULTS, CYCLE_RUN_KEYS, CYCLE_TASKS, check_cycle_panel, parse_setting
 from .plots import plot_cycle_history, save_cycle_grid
 from .progress import Progress
 from .runs import (
     check_epochs,
     check_kept,
     check_new_folder,
+    close_mirror,
     diverged,
     history_rows,
     is_run,
@@ -49,9 +51,7 @@ from .runs import (
     save_state,
 )
 
-# Keys a resumed run must keep: what each step draws and the shapes of what the checkpoint holds.
-RESUME_KEPT = ("dataset", "dataset_b", "limit", "image_size", "resize", "channels", "width", "res_blocks", "n_batch",
-               "pool_size", "grid")
+RESUME_KEPT = CYCLE_RUN_KEYS  # a resume keeps what each step draws and the shapes the checkpoint holds
 EVAL_N = 256  # images of each domain the cycle errors and translation scores are measured on (the first ones)
 
 VALUES = ("g_loss", "g_adv", "cycle_loss", "identity_loss", "d_a_loss", "d_b_loss",
@@ -65,11 +65,13 @@ def load_cycle_panel(run_dir):
     """The panel a CycleGAN run was made with, checked; ValueError if it is not a CycleGAN run."""
     if not is_run(run_dir):
         raise ValueError(f"{run_dir!r} is not a gan_lib run folder (no panel.json)")
-    arch = load_panel(run_dir, check=lambda saved: saved.get("arch", "tutorial"))
+    arch = load_panel(run_dir, check=lambda saved: saved.get("arch"), required=())
+    if arch is None:  # no arch at all: a damaged panel, said by the full check below
+        return load_panel(run_dir, check=check_cycle_panel, required=CYCLE_RUN_KEYS)
     if arch != "cyclegan":
         raise ValueError(f"{run_dir!r} is a {arch} run, not a CycleGAN one; resume it with "
                          "python -m gan_lib train --resume")
-    return load_panel(run_dir, check=check_cycle_panel)
+    return load_panel(run_dir, check=check_cycle_panel, required=CYCLE_RUN_KEYS)
 
 
 def cycle_panel(domains=(), task=None, resume=None, settings=(), **flags):
@@ -224,6 +226,7 @@ class CycleRun:
     history: list
     epoch0: int = 0
     batch0: int = 0
+    mirrored: bool = True  # whether the last mirror (panel key mirror_dir) succeeded
 
 
 def train_cycle(cycle, data_a, data_b, panel=None, run_dir=None, labels=(None, None), verbose=1):
@@ -257,6 +260,7 @@ def train_cycle(cycle, data_a, data_b, panel=None, run_dir=None, labels=(None, N
             for epoch in range(run.epoch0, panel["n_epochs"]):
                 train_epoch(run, epoch, max(len(data_a), len(data_b)) // panel["n_batch"], verbose)
                 end_epoch(run, epoch, verbose)
+            close_mirror(run_dir, panel, run.mirrored, verbose)
     finally:
         step.sync()  # interrupted mid-epoch on JAX: the models still hold the latest weights
     return run.history
@@ -266,8 +270,8 @@ def resume(run, verbose):
     """Restore run's models, optimizers, step state and history from its last checkpoint, when resuming one."""
     panel = run.panel
     if not (panel["load_weights"] and list_checkpoints(run.run_dir)):
-        if panel["load_weights"] and verbose:
-            print(f"{run.run_dir} has no checkpoint yet: starting it from the beginning")
+        if panel["load_weights"]:  # on stderr, even when quiet: the user asked for a resume
+            print(f"{run.run_dir} has no checkpoint yet: starting it from the beginning", file=sys.stderr)
         return
     check_kept(load_cycle_panel(run.run_dir), panel, RESUME_KEPT, run.run_dir)
     meta, _, rows, path = restore_checkpoint(run.run_dir, run.cycle, verbose=verbose, extra=run.step.variables)
@@ -350,8 +354,8 @@ def describe(found):
 
 def checkpoint(run, epoch, batch):
     """The full state after `batch` batches of epoch `epoch` (0-based; batch 0 = an epoch end): runs.save_state."""
-    save_state(run.run_dir, run.cycle, {"epoch": epoch, "batch": batch}, np.zeros(0, np.float32), run.history,
-               run.panel, extra=run.step.variables, columns=COLUMNS, advice=ADVICE)
+    run.mirrored = save_state(run.run_dir, run.cycle, {"epoch": epoch, "batch": batch}, np.zeros(0, np.float32),
+                              run.history, run.panel, extra=run.step.variables, columns=COLUMNS, advice=ADVICE)
 
 
 def train_cyclegan(panel=None, run_dir=None, verbose=1, log=print):

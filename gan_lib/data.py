@@ -124,7 +124,7 @@ def load_labelled_images(dataset="shapes", limit=0, image_size=0, resize="crop",
         except ValueError as e:
             if "has no array" not in str(e):
                 raise
-            raise ValueError(f"{dataset} holds images `x` but no labels `y`, and a conditional GAN (arch cgan) needs "
+            raise ValueError(f"{dataset} holds images `x` but no labels `y`, and a conditional GAN (arch cgan or acgan) needs "
                              "a class per image: save them with np.savez(path, x=images, y=labels), labels 0..K-1, "
                              "or train an unconditional arch (tutorial, dcgan)") from None
     else:
@@ -219,6 +219,25 @@ def generate_fake_samples(g_model, latent_dim, n_samples, rng=None, training=Fal
     return ([x, x_input[1]], y) if k else (x, y)
 
 
+
+
+SAMPLE_BATCH = 250  # images G draws per call when sampling many: memory stays flat in N
+
+
+def sample_images(g_model, latent_dim, n_samples, rng=None, classes=None, batch=SAMPLE_BATCH):
+    """generate_fake_samples' images for many latent points, G called on `batch` of them at a time (inference
+    mode): float32 (n_samples, H, W, C), and a conditional G's classes (n_samples,) (else None). The same latent
+    points and classes as generate_fake_samples(g_model, latent_dim, n_samples, rng, classes=classes) draws, so
+    the same images; only the peak memory differs (G's activations for `batch` images, not all of them)."""
+    k = n_classes_of(g_model)
+    x_input = generate_latent_points(latent_dim, n_samples, rng, n_classes=k)
+    if classes is not None:
+        if not k:
+            raise ValueError(f"classes given, but the generator {g_model.name!r} is not conditional (it takes no label)")
+        x_input[1] = check_labels(np.broadcast_to(classes, (n_samples,)), n_samples, k, name="classes")
+    parts = [keras.ops.convert_to_numpy(g_model([p[i:i + batch] for p in x_input] if k else x_input[i:i + batch],
+                                                training=False)) for i in range(0, n_samples, batch)]
+    return np.concatenate(parts).astype(np.float32, copy=False), (x_input[1] if k else None)
 
 
 SHAPES_DOMAINS = {"shapes-warm": 0, "shapes-cool": 5}  # first class of each colour family in datasets.SHAPES_CLASSES

@@ -93,8 +93,9 @@ def _keras_cache():
     return os.path.join(keras_home(), "datasets")
 
 
-OFFLINE_ADVICE = ("Train on the embedded dataset with --dataset shapes, or give a local copy with --dataset PATH "
-                  "(an .npz holding uint8 `x`, a folder of images, or an extracted cifar-10-batches-py folder)")
+OFFLINE_ADVICE = ("Train on the embedded dataset instead (a quick first run: python -m gan_lib train --dataset shapes "
+                  "--epochs 5), or give a local copy with --dataset PATH (an .npz holding uint8 `x`, a folder of "
+                  "images, or an extracted cifar-10-batches-py folder)")
 
 
 def download(fname, url, title, extract=False, advice=OFFLINE_ADVICE, **options):
@@ -103,7 +104,8 @@ def download(fname, url, title, extract=False, advice=OFFLINE_ADVICE, **options)
     try:
         return keras.utils.get_file(fname, origin=url, extract=extract, cache_dir=keras_home(), **options)
     except Exception as e:  # urllib and Keras raise many kinds; all mean the same to a user
-        raise DownloadError(f"could not download {title} ({type(e).__name__}); are you offline? {advice}") from None
+        why = " ".join(str(e).split())[:160] or type(e).__name__  # Keras raises a bare Exception with the URL's error
+        raise DownloadError(f"could not download {title} ({why}); are you offline? {advice}") from None
 
 
 def cifar10_folder():

@@ -10,11 +10,11 @@ import numpy as np
 from . import memorisation, modes
 from . import metrics as inception
 from .batches import first_input_shape, images_of, n_classes_of
-from .data import generate_fake_samples, generate_real_samples, load_real_samples
+from .data import generate_fake_samples, generate_real_samples, load_real_samples, sample_images
 from .datasets import DownloadError
-from .diagnosis import diagnose
+from .diagnosis import SATURATED_BATCHES, diagnose
 from .files import atomic_path, copy_file, write_text
-from .generate import load_generator
+from .generate import check_image_generator, load_generator
 from .losses import real_part
 from .panel import check_panel
 from .plots import save_plot
@@ -88,8 +88,7 @@ def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000,
     k = n_classes_of(g_model)
     latent_dim = first_input_shape(g_model)[-1]
     classes = np.arange(n) % k if k else None  # a conditional G: every class equally often
-    fake, _ = generate_fake_samples(g_model, latent_dim, n, rng, classes=classes)
-    fake = images_of(fake)
+    fake, _ = sample_images(g_model, latent_dim, n, rng, classes=classes)  # G on SAMPLE_BATCH images at a time
     training, real = real, real[rng.choice(len(real), min(n, len(real)), replace=False)]  # n of each: FID's bias
     scores, skipped, cache = {}, {}, {}
     for metric in metrics:
@@ -136,6 +135,7 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
     and conditional_accuracy for a conditional GAN). log: a function given the report's lines, or None.
     Returns (scores, skipped, path of metrics.json)."""
     g_model, model_path = load_generator(model)
+    check_image_generator(g_model, model_path)  # a discriminator, a CycleGAN's G: said before any data is loaded
     folder = os.path.dirname(model_path)
     in_run = is_run(folder)
     panel = load_panel(folder) if in_run else check_panel()
@@ -149,6 +149,8 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
                              resize=panel["resize"], channels=panel["channels"] or c, log=log)
     if metrics is None:  # all of them; a conditional GAN is also asked whether it draws the class asked for
         metrics = [*METRICS, CONDITIONAL] if n_classes_of(g_model) else list(METRICS)
+    if not metrics:
+        raise ValueError(f"--metrics names no metric; choose from {', '.join((*METRICS, CONDITIONAL))}")
     scores, skipped = evaluate_generator(g_model, real, dataset_name, metrics, n, weights, seed)
     say = log or (lambda line: None)
     say(f"{model_path} against {dataset_name} ({len(real)} images), {n} generated:")
@@ -157,8 +159,11 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
         say(f"  {m:<{pad}} {shown(scores[m]) if m in scores else 'not run: ' + skipped[m]}")
     found = None
     if os.path.exists(os.path.join(folder, "history.csv")):  # a run: what its history says (diagnosis.py)
-        found = diagnose(read_history(folder))
-        say("diagnosis of its history.csv:" if found else "diagnosis of its history.csv: no sign of trouble")
+        history = read_history(folder)
+        found = diagnose(history)
+        short = len(history) < SATURATED_BATCHES and not any(row.get("diversity") is not None for row in history)
+        say("diagnosis of its history.csv:" if found else f"diagnosis of its history.csv: too short to judge "
+            f"({len(history)} batches, none measured)" if short else "diagnosis of its history.csv: no sign of trouble")
         for line in found.values():
             say(f"  {line}")
     out = os.path.join(folder, "metrics.json")

@@ -5,13 +5,19 @@ import os
 import keras
 import numpy as np
 
-from .batches import class_grid, first_input_shape, images_of, n_classes_of
-from .data import generate_fake_samples, generate_latent_points
+from .batches import class_grid, first_input_shape, n_classes_of
+from .data import generate_latent_points, sample_images
 from .plots import save_grid
+from .runs import run_arch
 
 
 def load_generator(path):
     """A generator .keras file, or a run folder's generator.keras, loaded in Keras safe mode -> (model, its path)."""
+    if os.path.isdir(path) and run_arch(path) == "cyclegan":
+        raise ValueError(f"{path!r} is a CycleGAN run: its generators translate images (generator_ab.keras: A -> B, "
+                         "generator_ba.keras: B -> A) rather than draw new ones; load one with "
+                         "keras.saving.load_model(path, safe_mode=True), or continue the run with "
+                         f"python -m gan_lib cyclegan --resume {path}")
     if os.path.isdir(path):
         model_path = os.path.join(path, "generator.keras")
         if not os.path.exists(model_path):
@@ -60,9 +66,9 @@ def draw_grid(model, n=10, out=None, seed=None, label=None):
     if k and label is None:  # a row per class, the same latent point down each column
         x = keras.ops.convert_to_numpy(g_model(class_grid(generate_latent_points(latent_dim, n, rng), k), training=False))
         rows, what = k, f"{k}x{n} images, a row per class,"
-    else:
-        x, _ = generate_fake_samples(g_model, latent_dim, n * n, rng, classes=label)
-        x, what = images_of(x), f"{n}x{n} images" + (f" of class {label}" if k else "")
+    else:  # G on SAMPLE_BATCH images at a time: memory stays flat in n
+        x, _ = sample_images(g_model, latent_dim, n * n, rng, classes=label)
+        what = f"{n}x{n} images" + (f" of class {label}" if k else "")
     out = out or os.path.join(os.path.dirname(model_path), "generated.png")
     save_grid(x, out, n, rows)
     return out, what, model_path

@@ -64,11 +64,17 @@ def classifier(dataset="shapes", cache_dir=None, seed=0, verbose=True):
     if model is None:
         start = time.perf_counter()
         model, accuracy, n_test = _train(dataset, seed)
-        with atomic_path(path) as tmp:
-            model.save(tmp)
+        try:
+            with atomic_path(path) as tmp:
+                model.save(tmp)
+            where = f"cached in {path}"
+        except OSError as e:  # an unwritable KERAS_HOME: the model still serves this process
+            where = "not cached"
+            warnings.warn(f"could not cache the {dataset} classifier in {path} ({e.strerror or e}); it is used from "
+                          "memory and trained again next time: set KERAS_HOME to a folder you can write", stacklevel=2)
         if verbose:
             print(f"trained the {dataset} classifier in {time.perf_counter() - start:.0f} s: held-out accuracy "
-                  f"{accuracy:.1%} on {n_test} images; cached in {path}")
+                  f"{accuracy:.1%} on {n_test} images; {where}")
     return model
 
 

@@ -82,6 +82,10 @@ ARCH_DEFAULTS = {
 }
 ARCHS = tuple(ARCH_DEFAULTS)
 
+# The keys that define a run: what each step draws, the models' shapes, the arithmetic. A run's panel.json must hold
+# them (runs.load_panel), and a resume must keep them (training.py); a CycleGAN run's are CYCLE_RUN_KEYS.
+RUN_KEYS = ("dataset", "arch", "width", "n_batch", "latent_dim", "fast", "grid", "precision")
+
 MAX_STEPS = 20  # the most D or G updates per iteration (panel keys d_steps, g_steps)
 
 # The smallest value each number may take; upper bounds are checked by hand below.
@@ -109,6 +113,9 @@ def check_panel(panel=None, **overrides):
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"unknown panel key {key!r}.{hint} Known keys: {', '.join(DEFAULTS)}")
         merged[key] = _check_type(key, value)
+    bad = [k for k, v in merged.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"panel key {bad[0]!r} must be a finite number, got {merged[bad[0]]!r}")
     if merged["arch"] not in ARCHS:
         raise ValueError(f"panel key 'arch' must be one of {', '.join(ARCHS)}, got {merged['arch']!r}")
     merged.update({k: v for k, v in ARCH_DEFAULTS[merged["arch"]].items() if k not in given})
@@ -209,6 +216,8 @@ CYCLE_SHARED_KEYS = ("dataset", "limit", "image_size", "resize", "channels", "se
 
 
 CYCLE_KEYS = CYCLE_SHARED_KEYS + tuple(CYCLE_DEFAULTS)
+CYCLE_RUN_KEYS = ("dataset", "dataset_b", "limit", "image_size", "resize", "channels", "width", "res_blocks", "n_batch",
+                  "pool_size", "grid")
 
 
 # The offline task: A = warm shapes, B = cool ones (datasets.make_shapes). CycleGAN changes how things look and keeps

@@ -61,7 +61,7 @@ def folder_classes(folder):
                    and d.name != "__MACOSX" and _image_files(d.path)) if os.path.isdir(folder) else []
     if not names:
         raise ValueError(f"folder {folder!r} has no subfolders of images, so its images have no classes; a "
-                         "conditional GAN (arch cgan) wants one subfolder per class (e.g. photos/cats/*.jpg, "
+                         "conditional GAN (arch cgan or acgan) wants one subfolder per class (e.g. photos/cats/*.jpg, "
                          "photos/dogs/*.jpg), or train an unconditional arch (tutorial, dcgan)")
     return names
 

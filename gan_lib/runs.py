@@ -25,8 +25,8 @@ import time
 import numpy as np
 
 from .checkpoint import list_checkpoints, mirror_or_warn, save_checkpoint
-from .files import write_text
-from .panel import check_panel, panel_json
+from .files import FolderGone, guard, write_text
+from .panel import RUN_KEYS, check_panel, panel_json
 
 try:  # POSIX (Linux, macOS, Colab); elsewhere runs are not locked
     import fcntl
@@ -82,19 +82,40 @@ def is_run(run_dir):
     return os.path.exists(os.path.join(run_dir, "panel.json"))
 
 
+def run_arch(run_dir):
+    """The arch a run folder's panel.json names ('tutorial' when it names none), or None: not a readable run."""
+    try:
+        with open(os.path.join(run_dir, "panel.json")) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return saved.get("arch", "tutorial") if isinstance(saved, dict) else None
+
+
 def save_panel(run_dir, panel):
     write_text(os.path.join(run_dir, "panel.json"), panel_json(panel))
 
 
-def load_panel(run_dir, check=check_panel):
-    """The panel a run was made with, checked by `check` (a CycleGAN run's: panel.check_cycle_panel).
-    ValueError if panel.json is missing or damaged."""
+def load_panel(run_dir, check=check_panel, required=RUN_KEYS):
+    """The panel a run was made with, checked by `check` (a CycleGAN run's: panel.check_cycle_panel, with its
+    CYCLE_RUN_KEYS). ValueError if panel.json is missing or damaged: not a JSON object of settings, or without
+    the `required` keys that define the run (they are never filled in from the defaults)."""
     path = os.path.join(run_dir, "panel.json")
     try:
         with open(path) as f:
             saved = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} cannot be read ({e}); is {run_dir!r} a gan_lib run folder?") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} holds {type(saved).__name__} {json.dumps(saved)[:40]}, not a run's settings (a JSON "
+                         "object); it was damaged: restore it from a copy (the mirror), or start a new run")
+    if check is check_panel and saved.get("arch") == "cyclegan":
+        raise ValueError(f"{run_dir!r} is a CycleGAN run; resume it with python -m gan_lib cyclegan --resume {run_dir} "
+                         "(its generators are generator_ab.keras and generator_ba.keras)")
+    missing = [k for k in required if k not in saved]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}, which define the run; it was damaged: restore "
+                         "it from a copy (the mirror), or start a new run")
     try:
         return check(saved)
     except ValueError as e:
@@ -179,6 +200,11 @@ class RunLock:
 
     def __exit__(self, *exc):
         if self.file is not None:
+            try:  # a finished run's lock names nobody: the holder's line goes first
+                self.file.seek(0)
+                self.file.truncate()
+            except OSError:  # the folder vanished: nothing to tidy
+                pass
             self.file.close()  # closing releases the lock
             self.file = None
 
@@ -219,13 +245,27 @@ def open_run(run_dir, resuming, command="train"):
         raise ValueError(f"{run_dir!r} already holds a run; resume it with load_weights=True (--resume) "
                          "or choose another folder")
     created = not os.path.exists(run_dir)
+    made = None  # the folder's identity once it exists, so that only that folder is ever removed
     try:
         with RunLock(run_dir) as lock, writing(run_dir, command):
-            yield lock
+            os.makedirs(run_dir, exist_ok=True)  # RunLock made it where runs are locked
+            made = identity(run_dir)
+            with guard(run_dir):  # from here on a vanished or replaced folder ends the run, never is made again
+                yield lock
     except BaseException:
-        if created and not is_run(run_dir):  # a new run that failed before it wrote anything: leave no folder
+        # a new run that failed before it wrote anything leaves no folder (but never removes one that replaced it)
+        if created and made and identity(run_dir) == made and not is_run(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def identity(folder):
+    """(device, inode) of a folder, or None when it is not there."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 @contextlib.contextmanager
@@ -233,6 +273,10 @@ def writing(run_dir, command="train"):
     """Turn a failed write (a full disk, a folder gone) into one OSError that names the run and the way back."""
     try:
         yield
+    except FolderGone as e:
+        raise OSError(f"run folder {run_dir}: {e.strerror}, so training stopped rather than write a new one there. "
+                      f"If it was a mounted drive, mount it again; if its checkpoints are still somewhere, put the folder "
+                      f"back and resume with: python -m gan_lib {command} --resume {run_dir}") from None
     except OSError as e:
         fix = "free some space" if e.errno == errno.ENOSPC else "check that the folder exists and can be written"
         if list_checkpoints(run_dir):
@@ -271,7 +315,8 @@ ADVICE = "try a lower learning rate, or label_smoothing=0.1"  # what diverged() 
 def save_state(run_dir, models, meta, fixed_z, history, panel, extra=(), columns=HISTORY_COLUMNS, advice=ADVICE):
     """The full state as a checkpoint (checkpoint.save_checkpoint), then history.csv (epoch ends only, meta's
     batch 0: mid-epoch the checkpoint holds the history, and rewriting the CSV every time would cost), then the
-    mirror, if panel['mirror_dir'] names one. NaN weights: diverged(), the last good checkpoint kept."""
+    mirror, if panel['mirror_dir'] names one. NaN weights: diverged(), the last good checkpoint kept. Returns whether
+    the mirror is current (None without one)."""
     try:
         save_checkpoint(run_dir, models, meta, fixed_z, history_array(history, columns),
                         keep=panel["keep_checkpoints"], extra=extra)
@@ -283,8 +328,20 @@ def save_state(run_dir, models, meta, fixed_z, history, panel, extra=(), columns
                  columns, advice)
     if meta["batch"] == 0:
         write_history(run_dir, history, columns)
-    if panel["mirror_dir"]:
-        mirror_or_warn(run_dir, panel["mirror_dir"])
+    return mirror_or_warn(run_dir, panel["mirror_dir"]) if panel["mirror_dir"] else None
+
+
+def close_mirror(run_dir, panel, current, verbose=1):
+    """At a run's end: mirror once more if the last mirror failed, and say whether the mirror is current."""
+    if not panel["mirror_dir"]:
+        return None
+    if not current:
+        current = mirror_or_warn(run_dir, panel["mirror_dir"], last=True)
+    if verbose:
+        where = os.path.join(panel["mirror_dir"], os.path.basename(os.path.abspath(run_dir)))
+        print(f"mirror {where}: " + ("current" if current else "behind the run (see the warnings above): copy the run "
+                                     "folder there yourself once the drive is back"))
+    return current
 
 
 def diverged(run_dir, history, message, columns=HISTORY_COLUMNS, advice=ADVICE):

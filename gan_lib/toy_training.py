@@ -7,6 +7,7 @@ run takes too (so gan_lib.diagnose reads a toy run), and the files a run writes.
 """
 
 import json
+import math
 import os
 import time
 
@@ -22,7 +23,7 @@ from .losses import gan_loss
 from .models import define_gan
 from .panel import check_panel, parse_setting
 from .plots import save_points
-from .runs import EVAL_COLUMNS, check_new_folder, new_run_dir
+from .runs import EVAL_COLUMNS, TrainingDiverged, check_new_folder, new_run_dir
 from .toy import (
     MODE_TOYS,
     X_RANGE,
@@ -87,7 +88,7 @@ def toy_settings(name, overrides=None):
     for key, want in (("pack", int), ("units", int), ("depth", int)):
         if type(model[key]) is not want or model[key] < 1:
             raise ValueError(f"{key} must be a whole number of at least 1, got {model[key]!r}")
-    if isinstance(model["scale"], bool) or not isinstance(model["scale"], (int, float)) or not model["scale"] > 0:
+    if isinstance(model["scale"], bool) or not isinstance(model["scale"], (int, float)) or not 0 < model["scale"] < math.inf:
         raise ValueError(f"scale must be a number above 0 (the toy's extent: 1 for the ring, 4 for the grid), "
                          f"got {model['scale']!r}")
     model["scale"] = float(model["scale"])
@@ -168,18 +169,33 @@ def train_named_toy(name, steps, panel, model, log=None, log_every=0):
         if log and log_every and ((k + 1) % log_every == 0 or k + 1 == steps):
             if fused:
                 history += fused.read()  # one transfer for the steps since the last line
+            check_finite(history, name)
             last = history[-1]
             scores = toy_scores(keras.ops.convert_to_numpy(g(z)), name)
             log(f"step {k + 1}/{steps}: d_loss_real {last['d_loss_real']:.3f} d_loss_fake {last['d_loss_fake']:.3f} "
                 f"g_loss {last['g_loss']:.3f} | {describe_scores(scores)}")
     if fused:
         history += fused.read()
+    check_finite(history, name)
     for k, row in enumerate(history):  # 1-based steps, and None where not measured, as in an image run's history
         row["step"] = k + 1
         for key in (*EVAL_COLUMNS, "mode_counts"):
             row.setdefault(key, None)
     samples = keras.ops.convert_to_numpy(g(z)).astype(np.float32)
+    if not np.isfinite(samples).all():
+        raise TrainingDiverged(f"toy {name} diverged: G's points are NaN or infinite after {steps} steps (try lower "
+                               "learning rates, or a smaller scale)")
     return samples, toy_scores(samples, name), history
+
+
+def check_finite(history, name):
+    """TrainingDiverged at the first row whose losses are NaN or infinite."""
+    for k, row in enumerate(history):
+        losses = [row["d_loss_real"], row["d_loss_fake"], row["g_loss"]]
+        if not np.isfinite(losses).all():
+            raise TrainingDiverged(f"toy {name} diverged at step {k + 1}: d_loss_real={losses[0]}, "
+                                   f"d_loss_fake={losses[1]}, g_loss={losses[2]} (try lower learning rates, or a "
+                                   "smaller scale)")
 
 
 def describe_scores(scores):

@@ -10,6 +10,7 @@ continues exactly where the killed one stopped.
 import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 
 import keras
@@ -29,9 +30,10 @@ from .data import (
 from .datasets import check_dataset, check_labels, n_classes
 from .diagnosis import Monitor, diagnose
 from .evaluate import d_scores, save_generator, summarize_performance
+from .files import append_text
 from .fused import FusedStep
 from .losses import objective_of
-from .panel import check_panel
+from .panel import RUN_KEYS, check_panel
 from .plots import plot_history, save_plot
 from .progress import Progress
 from .runs import (
@@ -39,6 +41,7 @@ from .runs import (
     check_epochs,
     check_kept,
     check_new_folder,
+    close_mirror,
     diverged,
     history_rows,
     is_run,
@@ -136,7 +139,7 @@ def check_models(g_model, d_model, dataset, latent_dim):
         )
 
 
-RESUME_KEPT = ("n_batch", "latent_dim", "fast", "grid", "precision", "arch", "width")  # a resume keeps these
+RESUME_KEPT = RUN_KEYS  # a resume keeps the keys that define the run (the dataset too)
 
 
 @dataclasses.dataclass
@@ -154,6 +157,7 @@ class Run:
     fused: FusedStep = None  # the compiled step when panel['fast'], else None (the tutorial loop)
     monitor: Monitor = None  # measures G every panel['eval_every'] batches (None when 0)
     hints: set = dataclasses.field(default_factory=set)  # the diagnosis kinds that hold now (printed once each)
+    mirrored: bool = True  # whether the last mirror (panel key mirror_dir) succeeded
 
     @property
     def extra(self):
@@ -220,6 +224,7 @@ def _train(models, dataset, panel, run_dir, explicit, verbose):
             for epoch in range(run.epoch0, panel["n_epochs"]):
                 train_epoch(run, dataset, epoch, verbose)
                 end_epoch(run, dataset, epoch, verbose)
+            close_mirror(run_dir, panel, run.mirrored, verbose)
     finally:
         if fused is not None:
             fused.sync()  # interrupted mid-epoch on JAX: the models still hold the latest weights
@@ -230,8 +235,9 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None, datas
     """A fresh Run from the seed, or the Run of run_dir's last checkpoint (models and fused step restored too)."""
     resuming = panel["load_weights"] and bool(list_checkpoints(run_dir))
     monitor = Monitor(dataset, panel) if panel["eval_every"] else None
-    if panel["load_weights"] and not resuming and verbose:
-        print(f"{run_dir} has no checkpoint yet (stopped in its first steps): starting it from the beginning")
+    if panel["load_weights"] and not resuming:  # on stderr, even when quiet: the user asked for a resume
+        print(f"{run_dir} has no checkpoint yet (stopped in its first steps): starting it from the beginning",
+              file=sys.stderr)
     if not resuming:
         if panel["load_weights"]:
             apply_panel_optimizers(models[1], models[2], panel, explicit)
@@ -306,8 +312,7 @@ def hint(run, epoch, batch, progress):
         if kind in run.hints:
             continue
         text = f"epoch {epoch + 1}, batch {batch} (step {len(run.history)}): {line}"
-        with open(os.path.join(run.run_dir, "diagnosis.txt"), "a") as f:
-            f.write(text + "\n")
+        append_text(os.path.join(run.run_dir, "diagnosis.txt"), text + "\n")
         if progress is not None:
             print(f"{progress.line_break()}hint: {text}")
     run.hints = set(found)  # a sign that stops holding is said again if it comes back
@@ -334,7 +339,7 @@ def end_epoch(run, dataset, epoch, verbose):
 def checkpoint(run, epoch, batch):
     """The full state after `batch` batches of epoch `epoch` (0-based; batch 0 = an epoch end): runs.save_state."""
     meta = {"epoch": epoch, "batch": batch, "rng": run.rng.bit_generator.state}
-    save_state(run.run_dir, run.models, meta, run.fixed_z, run.history, run.panel, extra=run.extra)
+    run.mirrored = save_state(run.run_dir, run.models, meta, run.fixed_z, run.history, run.panel, extra=run.extra)
 
 
 def default_run_dir(panel):
@@ -355,6 +360,8 @@ def train_from_panel(panel, run_dir=None, verbose=1):
     run_dir = run_dir or default_run_dir(panel)
     if not panel["load_weights"] and devices.is_chief():  # the other workers of a multi-worker run write nothing
         check_new_folder(run_dir)
+    if panel["load_weights"] and is_run(run_dir):  # before the data is loaded: a resume keeps what defines the run
+        check_kept(load_panel(run_dir), panel, RESUME_KEPT, run_dir)
     devices.strategy(panel["devices"])  # first: TensorFlow's multi-worker engine must start before anything else
     chief = devices.is_chief()  # a multi-worker run's other workers write and say nothing
     x = load_training_set(panel, log=print if verbose and chief else None)

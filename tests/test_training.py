@@ -15,6 +15,7 @@ import pytest
 import gan_lib
 from conftest import ROOT, tree
 from gan_lib import default_outputs
+from gan_lib.panel import panel_json
 
 
 def test_a_run_writes_its_folder(trained_run):
@@ -258,7 +259,7 @@ def test_latest_generator_every_epoch_numbered_ones_at_summaries(shapes_small, t
 def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_it(shapes_small, tmp_path):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
-    (run_dir / "panel.json").write_text('{"n_batch": 32}')  # all a run writes before its first checkpoint
+    (run_dir / "panel.json").write_text(panel_json(gan_lib.check_panel(n_batch=32)))  # written before any checkpoint
     d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
     history = gan_lib.train(g, d, gan_lib.define_gan(g, d), shapes_small[:64], 100, n_epochs=1, n_batch=32,
                             run_dir=str(run_dir), verbose=0, panel={"load_weights": True, "n_samples": 8})

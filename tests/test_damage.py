@@ -1,0 +1,232 @@
+"""Faults found by trying the newer commands (issue 22): each of these failed before its fix.
+
+A run folder that vanishes or is replaced mid-run, a mirror short of space, a damaged panel.json, a run of
+another kind, an invalid backend, NaN settings, an unwritable Keras cache, messages a quiet run hid.
+"""
+
+import errno
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+import gan_lib
+from conftest import run_cli
+from gan_lib import checkpoint, modes, toy_training, training
+from gan_lib.data import generate_fake_samples, sample_images
+from gan_lib.panel import check_cycle_panel, panel_json
+
+
+def models(seed=7):
+    gan_lib.set_seed(seed)
+    d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+    return g, d, gan_lib.define_gan(g, d)
+
+
+def one_line(result, *words):
+    """A command that failed with one line on stderr holding every word, and no traceback."""
+    assert result.returncode != 0 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+
+
+def copy_of(trained_run, tmp_path):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(trained_run[0], run_dir)
+    return run_dir
+
+
+# ---------------------------------------------------------------- a run writes only into the folder it started with
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["vanished", "replaced"])
+def test_a_run_folder_gone_mid_run_ends_the_run_and_is_not_made_again(shapes_small, tmp_path, monkeypatch, replace):
+    run_dir = str(tmp_path / "run")
+    real_end_epoch = training.end_epoch
+
+    def then_gone(run, dataset, epoch, verbose):  # after the first epoch's files, the folder goes (a Drive mount drops)
+        real_end_epoch(run, dataset, epoch, verbose)
+        if epoch == 0:
+            shutil.rmtree(run_dir)
+            if replace:
+                os.makedirs(run_dir)  # another folder of the same name, e.g. a remount that came back empty
+
+    monkeypatch.setattr(training, "end_epoch", then_gone)
+    g, d, gan = models()
+    with pytest.raises(OSError, match="vanished" if not replace else "replaced") as info:
+        gan_lib.train(g, d, gan, shapes_small[:64], 100, n_epochs=2, n_batch=32, run_dir=run_dir, verbose=0,
+                      panel={"n_samples": 8, "checkpoint_every": 1})
+    assert run_dir in str(info.value) and "--resume" in str(info.value) and "\n" not in str(info.value)
+    if replace:
+        assert os.listdir(run_dir) == []  # the folder that replaced the run's is left as it was
+    else:
+        assert not os.path.exists(run_dir)  # nothing wrote a new one
+
+
+def test_a_vanished_run_folder_is_one_line_and_a_failed_exit(tmp_path, monkeypatch, in_process):
+    out = str(tmp_path / "run")
+    real_end_epoch = training.end_epoch
+
+    def then_gone(run, dataset, epoch, verbose):
+        real_end_epoch(run, dataset, epoch, verbose)
+        shutil.rmtree(out)
+
+    monkeypatch.setattr(training, "end_epoch", then_gone)
+    result = in_process("train", "--dataset", "shapes", "--limit", "64", "--batch", "32", "--epochs", "2", "--quiet",
+                        "--out", out, "--set", "n_samples=8")
+    one_line(result, "vanished", out)
+    assert "done" not in result.stdout and not os.path.exists(out)
+
+
+# ---------------------------------------------------------------- a mirror that ran short of space catches up
+
+
+def test_the_mirror_drops_old_checkpoints_before_it_copies_new_ones(tmp_path, monkeypatch):
+    run, mirror = tmp_path / "run", tmp_path / "drive"
+    (run / "checkpoints").mkdir(parents=True)
+    (mirror / "run" / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "ckpt-0002-00000.npz").write_bytes(b"new")
+    stale = mirror / "run" / "checkpoints" / "ckpt-0001-00000.npz"
+    stale.write_bytes(b"old")
+    seen = []
+
+    def full(src, dst):  # the mirror has room only once the stale checkpoint is gone
+        seen.append(stale.exists())
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "copy_file", full)
+    with pytest.raises(OSError):
+        checkpoint.mirror_run(str(run), str(mirror))
+    assert seen == [False], "the stale checkpoint was still there when the copy began"
+
+
+def test_a_failed_last_mirror_is_tried_again_and_the_run_says_whether_it_is_current(shapes_small, tmp_path,
+                                                                                        monkeypatch, capsys):
+    mirror, calls = tmp_path / "drive", []
+    real = checkpoint.mirror_run
+
+    def once_down(run_dir, root):  # the epoch end's mirror fails (the drive drops); the retry at the end works
+        calls.append(run_dir)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(run_dir, root)
+
+    monkeypatch.setattr(checkpoint, "mirror_run", once_down)
+    g, d, gan = models()
+    run_dir = str(tmp_path / "run")
+    gan_lib.train(g, d, gan, shapes_small[:64], 100, n_epochs=1, n_batch=32, run_dir=run_dir, verbose=1,
+                  panel={"n_samples": 8, "checkpoint_every": 0, "mirror_dir": str(mirror), "batchloss": 0})
+    captured = capsys.readouterr()
+    assert len(calls) == 2 and "could not mirror" in captured.err
+    assert f"mirror {mirror / 'run'}: current" in captured.out
+    assert sorted(os.listdir(mirror / "run" / "checkpoints")) == sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
+
+
+# ---------------------------------------------------------------- a run's panel is a whole object of its kind
+
+
+@pytest.mark.parametrize("text", ["[]", "3", "null", "{}", '{"n_batch": 32}'])
+def test_a_damaged_panel_that_is_still_json_is_one_line(trained_run, tmp_path, in_process, text):
+    run_dir = copy_of(trained_run, tmp_path)
+    path = os.path.join(run_dir, "panel.json")
+    with open(path, "w") as f:
+        f.write(text)
+    for args in (["train", "--resume", run_dir, "--quiet"], ["evaluate", run_dir, "--metrics", "modes"],
+                 ["cyclegan", "--resume", run_dir, "--quiet"]):
+        one_line(in_process(*args), path)
+    assert open(path).read() == text  # left for the user to look at
+
+
+def test_a_resume_keeps_its_dataset(trained_run, tmp_path, in_process):
+    run_dir = copy_of(trained_run, tmp_path)
+    before = open(os.path.join(run_dir, "panel.json")).read()
+    one_line(in_process("train", "--resume", run_dir, "--dataset", "mnist", "--epochs", "2"), "panel key 'dataset'",
+             "a run resumes with its own value")
+    assert open(os.path.join(run_dir, "panel.json")).read() == before
+
+
+def test_a_cyclegan_run_is_named_as_one_by_the_other_commands(tmp_path, in_process):
+    run_dir = tmp_path / "cycle"
+    run_dir.mkdir()
+    (run_dir / "panel.json").write_text(panel_json(check_cycle_panel(dataset="shapes-warm", dataset_b="shapes-cool")))
+    one_line(in_process("train", "--resume", str(run_dir)), "is a CycleGAN run", "cyclegan --resume")
+    for command in ("generate", "evaluate"):
+        one_line(in_process(command, str(run_dir)), "is a CycleGAN run", "generator_ab.keras")
+
+
+def test_evaluate_refuses_what_is_not_an_image_generator(tmp_path, in_process):
+    path = str(tmp_path / "d.keras")
+    gan_lib.define_discriminator().save(path)
+    one_line(in_process("evaluate", path, "--dataset", "shapes", "--metrics", "modes"), "is not an image generator")
+
+
+# ---------------------------------------------------------------- no NaN, no infinity, no silent guesses
+
+
+@pytest.mark.parametrize("key", ["label_smoothing", "label_noise", "d_lr", "beta_1"])
+def test_non_finite_panel_values_are_refused(key):
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"panel key '{key}' must be a finite number"):
+            gan_lib.check_panel({key: bad})
+
+
+def test_a_toy_refuses_an_infinite_scale_and_stops_when_it_diverges(in_process, monkeypatch):
+    one_line(in_process("toy", "ring", "--steps", "1", "--set", "scale=inf"), "scale must be a number above 0")
+    nan = {"d_loss_real": float("nan"), "d_loss_fake": 0.7, "g_loss": 0.7, "d_x": 0.5, "d_g_z": 0.5, "acc_real": 0.5,
+           "acc_fake": 0.5}
+    monkeypatch.setattr(toy_training, "train_step", lambda *args: dict(nan))
+    panel, model = toy_training.toy_settings("ring", {"fast": False, "n_batch": 32, "units": 8})
+    with pytest.raises(gan_lib.TrainingDiverged, match="toy ring diverged at step 1: d_loss_real=nan"):
+        toy_training.train_named_toy("ring", 3, panel, model)
+
+
+def test_an_invalid_or_missing_backend_is_one_line_for_every_command(tmp_path):
+    result = run_cli("--help", env={"KERAS_BACKEND": "nope"})
+    one_line(result, "KERAS_BACKEND='nope'", "installed here", "tensorflow")
+    (tmp_path / "jax.py").write_text('raise ModuleNotFoundError("No module named \'jax\'")')  # JAX asked for, not there
+    result = run_cli("train", "--help", env={"KERAS_BACKEND": "jax", "PYTHONPATH": str(tmp_path)})
+    one_line(result, "KERAS_BACKEND='jax'", "No module named 'jax'")
+
+
+def test_an_unwritable_keras_cache_is_a_warning_and_the_classifier_still_serves(tmp_path, monkeypatch):
+    monkeypatch.setattr(modes, "N_LABELLED", 600)
+    monkeypatch.setattr(modes, "EPOCHS", 1)
+    (tmp_path / "file").write_text("x")
+    with pytest.warns(UserWarning, match="could not cache the shapes classifier .* set KERAS_HOME"):
+        model = modes.classifier("shapes", cache_dir=str(tmp_path / "file" / "cache"), verbose=False)
+    assert model.output_shape == (None, 10)
+
+
+def test_a_quiet_resume_still_says_it_starts_from_the_beginning(tmp_path, in_process):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    panel = gan_lib.check_panel(dataset="shapes", limit=64, n_batch=32, n_epochs=1, fast=False, n_samples=8)
+    (run_dir / "panel.json").write_text(panel_json(panel))  # killed before its first checkpoint
+    result = in_process("train", "--resume", str(run_dir), "--quiet")
+    assert result.returncode == 0 and "has no checkpoint yet" in result.stderr, result.stderr
+
+
+def test_evaluate_says_when_a_history_is_too_short_and_refuses_no_metrics(trained_run, tmp_path, in_process):
+    run_dir = copy_of(trained_run, tmp_path)
+    result = in_process("evaluate", run_dir, "--metrics", "modes", "--n", "16", "--dataset", "shapes")
+    assert result.returncode == 0 and "too short to judge (4 batches, none measured)" in result.stdout, result.stdout
+    one_line(in_process("evaluate", run_dir, "--metrics", ",", "--dataset", "shapes"), "--metrics names no metric")
+    assert open(os.path.join(trained_run[0], ".lock")).read() == ""  # a finished run's lock names nobody
+
+
+# ---------------------------------------------------------------- memory flat in N: G called in batches
+
+
+@pytest.mark.parametrize("arch", ["tutorial", "cgan"])
+def test_sampling_in_batches_draws_the_very_images_of_one_call(arch):
+    gan_lib.set_seed(4)
+    g, _, _ = gan_lib.build_models({"arch": arch, "latent_dim": 8}, (32, 32, 3), 10)
+    classes = np.arange(23) % 10 if arch == "cgan" else None
+    one, _ = generate_fake_samples(g, 8, 23, np.random.default_rng(1), classes=classes)
+    many, drawn = sample_images(g, 8, 23, np.random.default_rng(1), classes=classes, batch=5)
+    one = one[0] if arch == "cgan" else one
+    assert many.shape == (23, 32, 32, 3) and np.allclose(many, one, atol=1e-6)
+    assert (drawn is None) == (arch != "cgan")
+    assert keras.ops.convert_to_numpy(g.weights[0]).dtype == np.float32

@@ -5,6 +5,7 @@ train_cyclegan, run_toy, draw_grid, evaluate_run); errors become one line on std
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -162,7 +163,24 @@ def panel_from_args(args):
     elif args.fast or args.tutorial_loop:
         panel["fast"] = args.fast  # a resume keeps its step kind: asking for the other one is refused, with the reason
     panel.update(parse_setting(text) for text in args.set)
-    return check_panel(panel)
+    with flag_names():
+        return check_panel(panel)
+
+
+FLAGS = {"n_epochs": "--epochs", "n_batch": "--batch", "latent_dim": "--latent-dim", "limit": "--limit",
+         "seed": "--seed", "arch": "--arch", "dataset": "--dataset"}  # panel key -> the flag that sets it
+
+
+@contextlib.contextmanager
+def flag_names():
+    """A panel error about a key a flag sets names the flag too: '--seed: panel key 'seed' must be at least 0'."""
+    try:
+        yield
+    except ValueError as e:
+        flag = next((f for k, f in FLAGS.items() if str(e).startswith(f"panel key {k!r}")), None)
+        if flag is None:
+            raise
+        raise ValueError(f"{flag}: {e}") from None
 
 
 def same_folder(args):
@@ -181,8 +199,9 @@ def cmd_train(args):
 
 
 def cmd_cyclegan(args):
-    panel = cycle_panel(args.domains, args.task, args.resume, args.set, n_epochs=args.epochs, n_batch=args.batch,
-                        limit=args.limit, seed=args.seed)
+    with flag_names():
+        panel = cycle_panel(args.domains, args.task, args.resume, args.set, n_epochs=args.epochs, n_batch=args.batch,
+                            limit=args.limit, seed=args.seed)
     same_folder(args)
     args.run_dir = args.resume or args.out or default_cycle_dir(panel)  # for the message after Ctrl-C
     train_cyclegan(panel, args.run_dir, verbose=0 if args.quiet else 1)
@@ -192,7 +211,8 @@ def cmd_cyclegan(args):
 def cmd_toy(args):
     overrides = {"fast": not args.tutorial_loop, **dict(parse_toy_setting(text) for text in args.set)}
     overrides.update({k: v for k, v in (("n_batch", args.batch), ("seed", args.seed)) if v is not None})
-    found, out = run_toy(args.toy, args.steps, overrides, args.out, log=None if args.quiet else print)
+    with flag_names():
+        found, out = run_toy(args.toy, args.steps, overrides, args.out, log=None if args.quiet else print)
     print(f"{args.toy} after {found['steps']} steps ({found['seconds']:.0f} s, {found['cpu_seconds']:.0f} s CPU): "
           f"{describe_scores(found['scores'])}")
     print(f"wrote {out}: samples.npy, metrics.json, samples.png")

@@ -137,7 +137,7 @@ def check_panel(panel=None, **overrides):
                              f"iteration; the fused step compiles them all), got {merged[key]}")
     if merged["seed"] >= 2**32:
         raise ValueError(f"panel key 'seed' must be below 2**32, got {merged['seed']}")
-    if merged["n_batch"] % 2:
+    if merged["n_batch"] % 2 and merged["arch"] != "cyclegan":  # a CycleGAN's batch is n images of each domain
         raise ValueError(f"panel key 'n_batch' must be even (half real, half fake), got {merged['n_batch']}")
     if merged["precision"] not in PRECISIONS:
         raise ValueError(f"panel key 'precision' must be one of {', '.join(PRECISIONS)}, got {merged['precision']!r}")

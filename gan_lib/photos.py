@@ -107,12 +107,12 @@ def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0,
         where = f"{workers} thread{'s' * (workers > 1)}"
         if cache:
             where += _write_cache(npy, meta, x, listing, tried, skipped)
+    if not len(x):  # one error for the one fact, no warning before it
+        raise ValueError(f"folder {folder!r} holds {len(files)} image files but none could be read as an image "
+                         f"(e.g. {skipped[0]}); check that they are whole JPEG, PNG, BMP or GIF files")
     if skipped:  # tried: all the files, or with a limit as many as it took to find that many images
         warnings.warn(f"skipped {len(skipped)} of {tried} files in {folder} that are not readable images, "
                       f"e.g. {skipped[0]}", stacklevel=2)
-    if not len(x):
-        raise ValueError(f"folder {folder!r} holds {len(files)} image files but none could be read as an image "
-                         f"(e.g. {skipped[0]}); check that they are whole JPEG, PNG, BMP or GIF files")
     if log:
         log(f"{folder}: {len(files):,} image files, {len(skipped):,} skipped -> uint8 {x.shape} ({resize}) "
             f"in {time.perf_counter() - start:.1f} s, {where}")

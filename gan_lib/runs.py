@@ -112,14 +112,15 @@ def load_panel(run_dir, check=check_panel, required=RUN_KEYS):
     if check is check_panel and saved.get("arch") == "cyclegan":
         raise ValueError(f"{run_dir!r} is a CycleGAN run; resume it with python -m gan_lib cyclegan --resume {run_dir} "
                          "(its generators are generator_ab.keras and generator_ba.keras)")
+    try:
+        checked = check(saved)  # wrong keys and values first: they say most about what happened to the file
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     missing = [k for k in required if k not in saved]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}, which define the run; it was damaged: restore "
                          "it from a copy (the mirror), or start a new run")
-    try:
-        return check(saved)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    return checked
 
 
 def write_history(run_dir, history, columns=HISTORY_COLUMNS):

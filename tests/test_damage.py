@@ -230,3 +230,9 @@ def test_sampling_in_batches_draws_the_very_images_of_one_call(arch):
     assert many.shape == (23, 32, 32, 3) and np.allclose(many, one, atol=1e-6)
     assert (drawn is None) == (arch != "cgan")
     assert keras.ops.convert_to_numpy(g.weights[0]).dtype == np.float32
+
+
+def test_a_flag_is_named_and_a_cyclegan_batch_needs_no_halves(tmp_path, in_process):
+    one_line(in_process("train", "--dataset", "shapes", "--seed", "-1"), "error: --seed: panel key 'seed' must be at least 0")
+    one_line(in_process("toy", "ring", "--seed", "-1", "--steps", "1"), "error: --seed: panel key 'seed'")
+    assert check_cycle_panel(dataset="a", dataset_b="b", n_batch=3, pool_size=0)["n_batch"] == 3  # a domain's images

@@ -18,8 +18,10 @@ import tempfile
 
 
 def peak_mb(args, env):
-    """Run `python -m gan_lib ARGS`; return (exit code, peak resident memory in MB)."""
-    child = subprocess.Popen([sys.executable, "-m", "gan_lib", *args], env=env, stdout=subprocess.DEVNULL,
+    """Run `python -m gan_lib ARGS` (from the checkout PYTHONPATH names, else this one); return (exit code, peak
+    resident memory in MB)."""
+    here = env.get("PYTHONPATH") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.Popen([sys.executable, "-m", "gan_lib", *args], env=env, cwd=here, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)

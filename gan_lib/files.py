@@ -66,6 +66,10 @@ def atomic_path(path):
         with open(tmp, "rb+") as f:  # flush to disk before the rename makes it visible
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # say which file could not be written, not its temporary name
+        if e.filename != tmp and tmp not in str(e):
+            raise
+        raise OSError(e.errno, e.strerror or str(e).replace(tmp, path), path) from None  # errno picks the subclass
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

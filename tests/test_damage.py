@@ -236,3 +236,14 @@ def test_a_flag_is_named_and_a_cyclegan_batch_needs_no_halves(tmp_path, in_proce
     one_line(in_process("train", "--dataset", "shapes", "--seed", "-1"), "error: --seed: panel key 'seed' must be at least 0")
     one_line(in_process("toy", "ring", "--seed", "-1", "--steps", "1"), "error: --seed: panel key 'seed'")
     assert check_cycle_panel(dataset="a", dataset_b="b", n_batch=3, pool_size=0)["n_batch"] == 3  # a domain's images
+
+
+def test_a_failed_write_names_the_file_not_its_temporary_name(tmp_path):
+    from gan_lib.files import atomic_path
+
+    target = tmp_path / "generator.keras"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", tmp)  # what a full disk raises mid-write
+    assert info.value.filename == str(target) and info.value.errno == errno.ENOSPC and ".tmp-" not in str(info.value)
+    assert os.listdir(tmp_path) == []  # and nothing half-written is left

@@ -219,8 +219,6 @@ def generate_fake_samples(g_model, latent_dim, n_samples, rng=None, training=Fal
     return ([x, x_input[1]], y) if k else (x, y)
 
 
-
-
 SAMPLE_BATCH = 250  # images G draws per call when sampling many: memory stays flat in N
 
 

@@ -157,7 +157,7 @@ def train_named_toy(name, steps, panel, model, log=None, log_every=0):
     g, d, gan = build_toy_models(name, panel, model)
     fused = FusedStep(g, d, gan, data, panel) if panel["fast"] else None
     spread = mean_distance(data[:N_EVAL])  # the real points' diversity: the unit of `diversity`
-    every, history = panel["eval_every"], []
+    every, history, checked = panel["eval_every"], [], 0  # checked: rows already found finite
     for k in range(steps):
         if fused:
             fused(k)
@@ -169,14 +169,15 @@ def train_named_toy(name, steps, panel, model, log=None, log_every=0):
         if log and log_every and ((k + 1) % log_every == 0 or k + 1 == steps):
             if fused:
                 history += fused.read()  # one transfer for the steps since the last line
-            check_finite(history, name)
+            check_finite(history, name, checked)
+            checked = len(history)
             last = history[-1]
             scores = toy_scores(keras.ops.convert_to_numpy(g(z)), name)
             log(f"step {k + 1}/{steps}: d_loss_real {last['d_loss_real']:.3f} d_loss_fake {last['d_loss_fake']:.3f} "
                 f"g_loss {last['g_loss']:.3f} | {describe_scores(scores)}")
     if fused:
         history += fused.read()
-    check_finite(history, name)
+    check_finite(history, name, checked)
     for k, row in enumerate(history):  # 1-based steps, and None where not measured, as in an image run's history
         row["step"] = k + 1
         for key in (*EVAL_COLUMNS, "mode_counts"):
@@ -188,9 +189,9 @@ def train_named_toy(name, steps, panel, model, log=None, log_every=0):
     return samples, toy_scores(samples, name), history
 
 
-def check_finite(history, name):
-    """TrainingDiverged at the first row whose losses are NaN or infinite."""
-    for k, row in enumerate(history):
+def check_finite(history, name, start=0):
+    """TrainingDiverged at the first row (from `start` on) whose losses are NaN or infinite."""
+    for k, row in enumerate(history[start:], start):
         losses = [row["d_loss_real"], row["d_loss_fake"], row["g_loss"]]
         if not np.isfinite(losses).all():
             raise TrainingDiverged(f"toy {name} diverged at step {k + 1}: d_loss_real={losses[0]}, "

@@ -293,25 +293,29 @@ def train_epoch(run, epoch, batches, verbose):
     for j in range(run.batch0, batches):
         run.step()
         done = len(run.history) + len(run.step.pending)
-        if not ((j + 1) % read_every == 0 or j + 1 == batches or (every and done % every == 0)):
+        if not ((j + 1) % read_every == 0 or j + 1 == batches or (every and done % every == 0)
+                or (verbose and progress.due(j + 1))):
             continue
         rows = run.step.read()
-        for k, row in enumerate(rows):
-            record(run, row, epoch, j + 2 - len(rows) + k, batches, progress if verbose else None)
+        for k, row in enumerate(rows):  # the bar shows the latest only (training.record)
+            record(run, row, epoch, j + 2 - len(rows) + k, batches, progress if verbose else None,
+                   latest=k + 1 == len(rows))
         if every and len(run.history) % every == 0 and j + 1 < batches:
             checkpoint(run, epoch, j + 1)
     run.batch0 = 0
 
 
-def record(run, row, epoch, batch, batches, progress):
-    """Check one batch's values, add them to the history, show them (batch is 1-based; progress None = quiet)."""
+def record(run, row, epoch, batch, batches, progress, latest=True):
+    """Check one batch's values, add them to the history, show them (batch is 1-based; progress None = quiet;
+    latest=False: read back with later batches, so only its '>epoch, batch' line is printed)."""
     if not all(np.isfinite(list(row.values()))):
         diverged(run.run_dir, run.history, f"training diverged at epoch {epoch + 1}, batch {batch}: "
                  + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), COLUMNS, ADVICE)
     run.history.append({"epoch": epoch + 1, "batch": batch, "step": len(run.history) + 1, **row,
                         **dict.fromkeys(EVAL_COLUMNS)})
     if progress is not None:
-        progress.update(batch, row["d_a_loss"], row["d_b_loss"], row["g_loss"])
+        if latest:
+            progress.update(batch, row["d_a_loss"], row["d_b_loss"], row["g_loss"])
         if run.panel["batchloss"] and batch % run.panel["batchloss"] == 0:
             print(f"{progress.line_break()}>{epoch + 1}, {batch}/{batches}, d_a={row['d_a_loss']:.3f}, "
                   f"d_b={row['d_b_loss']:.3f}, g={row['g_loss']:.3f} (adversarial {row['g_adv']:.3f}, "

@@ -50,9 +50,17 @@ class Progress:
             line += "  " + " ".join(f"{name}={value:.3f}" for name, value in zip(self.names, (d1, d2, g)))
         return line
 
+    def due(self, done):
+        """Whether the display wants batch `done`'s values now: a caller that holds values back (the fused step
+        keeps them on the device) reads them when this says so, so lines come as batches finish and s/batch is a rate."""
+        if self.mode == "log":
+            return done % self.every == 0
+        return self.mode is not None and time.time() - self.last_shown >= 0.5
+
     def update(self, done, d1, d2, g):
         if self.mode == "terminal":
             self.bar.update(done, list(zip(self.names, (d1, d2, g))))
+            self.last_shown = time.time()
         elif self.mode == "notebook":
             if time.time() - self.last_shown >= 0.5 or done == self.total:  # at most two redraws a second
                 from IPython.display import Pretty

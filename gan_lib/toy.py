@@ -83,9 +83,13 @@ def train_toy(g_model, d_model, gan_model, latent_dim, n_steps, n_batch=128, rng
     for _ in range(n_steps):
         x_real, y_real = generate_real_points(half_batch, rng)
         x_fake, y_fake = generate_fake_samples(g_model, latent_dim, half_batch, rng)
+        # reset_metrics: each call reports its own batch's loss (Keras before 3.15 reports a running mean)
+        d_model.reset_metrics()
         d_loss_real, _ = d_model.train_on_batch(x_real, y_real)
+        d_model.reset_metrics()
         d_loss_fake, _ = d_model.train_on_batch(x_fake, y_fake)
         z = generate_latent_points(latent_dim, n_batch, rng)
+        gan_model.reset_metrics()
         g_loss = gan_model.train_on_batch(z, np.ones((n_batch, 1), dtype=np.float32))
         history.append({"d_loss_real": float(d_loss_real), "d_loss_fake": float(d_loss_fake), "g_loss": float(g_loss)})
     return history

@@ -79,17 +79,23 @@ def train_step(g_model, d_model, gan_model, dataset, latent_dim, n_batch, rng, p
         if panel["label_noise"] > 0:
             y_real = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 0.0, y_real).astype(np.float32)
             y_fake = np.where(rng.random((half_batch, 1)) < panel["label_noise"], 1.0, y_fake).astype(np.float32)
+        # reset_metrics: each call then reports its own batch's loss (Keras before 3.15, Colab's 3.13 too,
+        # reports the running mean since the model's first call; tests/test_batch_losses.py)
         if panel["mixed_batch"]:  # one update on real and fake together (BatchNorm would see them mixed)
+            d_model.reset_metrics()
             loss, _ = d_model.train_on_batch(join(x_real, x_fake), np.concatenate([y_real, y_fake]))
             d_losses.append((float(loss), float(loss)))
         else:  # the tutorial's: a real half batch, then a fake one
+            d_model.reset_metrics()
             d_loss1, _ = d_model.train_on_batch(x_real, y_real)
+            d_model.reset_metrics()
             d_loss2, _ = d_model.train_on_batch(x_fake, y_fake)
             d_losses.append((float(d_loss1), float(d_loss2)))
     g_losses = []
     for _ in range(panel["g_steps"]):
         x_gan = generate_latent_points(latent_dim, n_batch, rng, n_classes=n_classes_of(g_model))  # [z, classes] for cgan
         y_gan = np.ones((n_batch, 1), dtype=np.float32)
+        gan_model.reset_metrics()
         g_losses.append(float(gan_model.train_on_batch(x_gan, y_gan)))
     d_loss1, d_loss2 = np.mean(d_losses, axis=0)  # the mean of one value is that value, exactly
     return {
@@ -277,10 +283,11 @@ def train_epoch(run, dataset, epoch, verbose):
             run.fused(len(run.history) + len(run.fused.pending))  # the run's 0-based step
             done = len(run.history) + len(run.fused.pending)
             due = ((j + 1) % read_every == 0 or j + 1 == bat_per_epo or (every and done % every == 0)
-                   or (run.monitor and done % panel["eval_every"] == 0))
+                   or (run.monitor and done % panel["eval_every"] == 0) or (verbose and progress.due(j + 1)))
             rows = run.fused.read() if due else []
-        for k, row in enumerate(rows):  # batches j + 2 - len(rows) ... j + 1
-            record(run, row, epoch, j + 2 - len(rows) + k, bat_per_epo, lrs, progress if verbose else None)
+        for k, row in enumerate(rows):  # batches j + 2 - len(rows) ... j + 1; the bar shows the latest only
+            record(run, row, epoch, j + 2 - len(rows) + k, bat_per_epo, lrs, progress if verbose else None,
+                   latest=k + 1 == len(rows))
         if rows and run.monitor and len(run.history) % panel["eval_every"] == 0:  # the models are at this step
             run.history[-1].update(run.monitor.measure(g_model, d_model))
             hint(run, epoch, j + 1, progress if verbose else None)
@@ -291,15 +298,20 @@ def train_epoch(run, dataset, epoch, verbose):
     run.batch0 = 0
 
 
-def record(run, row, epoch, batch, bat_per_epo, lrs, progress):
-    """Check one batch's values, add them to the history, show them. Batch is 1-based; progress None = quiet."""
+def record(run, row, epoch, batch, bat_per_epo, lrs, progress, latest=True):
+    """Check one batch's values, add them to the history, show them. Batch is 1-based; progress None = quiet.
+
+    latest=False: a batch read back with later ones (the fused step): its '>epoch, batch' line is printed,
+    but the bar waits for the latest, whose elapsed time is the one that ends with it.
+    """
     if not all(np.isfinite([row["d_loss_real"], row["d_loss_fake"], row["g_loss"]])):
         bad = ", ".join(f"{k}={row[k]}" for k in ("d_loss_real", "d_loss_fake", "g_loss"))
         diverged(run.run_dir, run.history, f"training diverged at epoch {epoch + 1}, batch {batch}: {bad}")
     run.history.append({"epoch": epoch + 1, "batch": batch, "step": len(run.history) + 1, **row, **lrs,
                         **dict.fromkeys(EVAL_COLUMNS)})  # None: measured every eval_every batches only
     if progress is not None:
-        progress.update(batch, row["d_loss_real"], row["d_loss_fake"], row["g_loss"])
+        if latest:
+            progress.update(batch, row["d_loss_real"], row["d_loss_fake"], row["g_loss"])
         if run.panel["batchloss"] and batch % run.panel["batchloss"] == 0:
             print(f"{progress.line_break()}>{epoch + 1}, {batch}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
                   f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")

@@ -245,3 +245,21 @@ def test_a_failed_write_names_the_file_not_its_temporary_name(tmp_path):
             raise OSError(errno.ENOSPC, "No space left on device", tmp)  # what a full disk raises mid-write
     assert info.value.filename == str(target) and info.value.errno == errno.ENOSPC and ".tmp-" not in str(info.value)
     assert os.listdir(tmp_path) == []  # and nothing half-written is left
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fused", "loop"])
+def test_progress_lines_come_as_their_batches_finish(shapes_small, tmp_path, monkeypatch, fast):
+    # 10 batches an epoch, a log line each (not a terminal): the fused step holds its values on the device, and
+    # it read them only every 10 batches, so all 10 lines came at the epoch end, each with elapsed / k "s/batch"
+    steps, shown = [], []
+    real_call, real_step, real_text = training.FusedStep.__call__, training.train_step, training.Progress.text
+    monkeypatch.setattr(training.FusedStep, "__call__", lambda self, step=0: (steps.append(step), real_call(self, step)))
+    monkeypatch.setattr(training, "train_step", lambda *a, **k: (steps.append(len(steps)), real_step(*a, **k))[1])
+    monkeypatch.setattr(training.Progress, "text",
+                        lambda self, done, *a: (shown.append((done, len(steps))), real_text(self, done, *a))[1])
+    g, d, gan = models()
+    gan_lib.train(g, d, gan, shapes_small[:120], 100, n_epochs=1, n_batch=12, run_dir=str(tmp_path / "run"),
+                  verbose=1, panel={"n_samples": 8, "batchloss": 0, "fast": fast, "eval_every": 0})
+    lines = [(done, ran) for done, ran in shown if done]  # the bar's lines after a batch (not its opening text)
+    assert [done for done, _ in lines] == list(range(1, 11))
+    assert all(done == ran for done, ran in lines), lines  # each printed when its batch was the latest to run

@@ -79,7 +79,9 @@ def bce(y, p):
 
 def discriminator_loss(y, out):
     """D's loss on one batch, targets y (n, 1): binary cross-entropy of its scores, what train_on_batch
-    reports; an ACGAN's D (output [P(real), q]) adds the class's cross-entropy (acgan_loss)."""
+    reports; an ACGAN's D (output [P(real), q]) adds the class's cross-entropy (acgan_loss). Computed in float32,
+    whatever D's output dtype (a D built under mixed precision without a float32 head outputs 16-bit floats)."""
+    out = keras.ops.cast(out, "float32")
     return bce(y, real_part(out)) + keras.ops.mean(class_loss(out))
 
 
@@ -91,7 +93,9 @@ def generator_loss(p, objective="non_saturating"):
     (2014), minus the cross-entropy against label 0; its gradient vanishes when D is sure
     the images are fake (D(G(z)) near 0), which is why nobody trains with it.
     An ACGAN's D gives (n, 2), [P(real), q]: either one plus the class's cross-entropy, -mean log q.
+    In float32, as discriminator_loss.
     """
+    p = keras.ops.cast(p, "float32")
     p, classes = real_part(p), keras.ops.mean(class_loss(p))
     if objective == "saturating":
         return -bce(keras.ops.zeros_like(p), p) + classes

@@ -132,3 +132,20 @@ def test_the_command_line_trains_and_resumes_in_its_precision(tmp_path, capsys):
     assert main(["train", "--resume", resumed, "--epochs", "3", "--set", "precision=float32", *common]) == 1
     assert "panel key 'precision' is float32 but run" in capsys.readouterr().err
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_the_fused_step_trains_models_whose_head_is_16_bit():
+    # the toy's models, built under mixed_bfloat16, output bfloat16 (no float32 head): the fused step's losses added
+    # a float32 term to a bfloat16 one and TensorFlow refused ("AddV2 ... float32 that does not match bfloat16")
+    gan_lib.set_seed(0)
+    gan_lib.set_precision("mixed_bfloat16")
+    d, g = gan_lib.toy.define_toy_discriminator(), gan_lib.toy.define_toy_generator(5)
+    gan = gan_lib.define_gan(g, d)
+    gan_lib.set_precision("float32")
+    assert keras.ops.convert_to_numpy(d(np.zeros((2, 2), "float32"))).dtype != np.float32
+    points, _ = gan_lib.toy.generate_real_points(256, np.random.default_rng(0))
+    step = fused.FusedStep(g, d, gan, points, gan_lib.check_panel(n_batch=32, latent_dim=5))
+    before = snapshot(d), snapshot(g)
+    step()
+    (row,) = step.read()
+    assert np.isfinite(list(row.values())).all() and changed(before[0], snapshot(d)) and changed(before[1], snapshot(g))

@@ -11,6 +11,7 @@ import sys as _sys
 
 from .backend import backend_error as _backend_error
 from .backend import quiet_fd2 as _quiet_fd2
+from .backend import tensorflow_quirks as _tensorflow_quirks
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ log lines too; a value the user set wins
 try:
@@ -21,7 +22,6 @@ except (ImportError, ValueError) as _error:  # KERAS_BACKEND names no backend, o
     if _sys.argv[:1] == ["-m"]:  # python -m gan_lib ...: one line, not a traceback, whatever the command
         raise SystemExit(f"error: {_message}") from None
     raise ImportError(_message) from None
-
 from .archs import build_models
 from .backend import set_seed
 from .cgan import define_acgan_discriminator, define_cgan_discriminator, define_cgan_generator
@@ -53,6 +53,8 @@ from .plots import image_grid, make_gif, plot_history, save_plot, show_images
 from .runs import TrainingDiverged, default_outputs, load_panel, new_run_dir, read_history
 from .toy_training import run_toy, toy_settings, train_named_toy
 from .training import train, train_from_panel, train_step
+
+_tensorflow_quirks()  # before any model is traced (backend.tensorflow_quirks)
 
 __version__ = "0.1.0"
 

@@ -41,6 +41,25 @@ def quiet_fd2():
 BACKENDS = ("tensorflow", "jax", "torch")  # the backends gan_lib runs on
 
 
+def tensorflow_quirks():
+    """Work around what a TensorFlow release gets wrong; gan_lib/__init__.py calls it once Keras is imported.
+
+    TensorFlow 2.20 (Colab's) on a CPU: its graph optimizer's remapper pass fails on the models'
+    training graphs (conv, bias, LeakyReLU and their gradients) and logs one 'E0000 ... remapper
+    failed: INVALID_ARGUMENT' line to stderr for each, whatever TF_CPP_MIN_LOG_LEVEL says; the
+    graph then runs without that pass anyway. Switching the pass off there removes the line and
+    measured no slower. Nothing changes on other versions, on GPUs, or on the other backends.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if tf.__version__.startswith("2.20.") and not tf.config.list_physical_devices("GPU"):
+        tf.config.optimizer.set_experimental_options({"remapping": False})
+
+
 def backend_error(error):
     """One line for a failed `import keras`: the KERAS_BACKEND asked for, what went wrong, the backends installed."""
     import importlib.util

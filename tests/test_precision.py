@@ -25,15 +25,24 @@ def pretend_gpu(monkeypatch):
     monkeypatch.setattr(gan_lib.devices, "has_gpu", lambda: True)
 
 
-def models(policy, seed=5):
-    """(g, d, gan) built under `policy`, set directly: set_precision refuses mixed_float16 on a CPU."""
+def models(policy, seed=5, size=32):
+    """(g, d, gan) built under `policy`, set directly: set_precision refuses mixed_float16 on a CPU.
+
+    size 16: the tutorial's models for 16 x 16 images, the same layers and code paths; float16's convolutions
+    are emulated on a CPU, so its tests use these (and images16) to run in seconds, not half a minute.
+    """
     gan_lib.set_seed(seed)
     keras.mixed_precision.set_global_policy(policy)
     try:
-        d, g = gan_lib.define_discriminator(), gan_lib.define_generator(100)
+        d, g = gan_lib.define_discriminator((size, size, 3)), gan_lib.define_generator(100, (size, size, 3))
         return g, d, gan_lib.define_gan(g, d)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def images16(images):
+    """The shapes images at 16 x 16 (every other pixel), for the size-16 models."""
+    return images[:, ::2, ::2]
 
 
 def test_bad_names_and_float16_without_a_gpu_are_refused(shapes_small, tmp_path, monkeypatch):
@@ -69,9 +78,9 @@ def test_bfloat16_compute_with_float32_weights_and_outputs(shapes_small):
 @pytest.mark.parametrize("precision, fast", [("mixed_bfloat16", False), ("mixed_bfloat16", True), ("mixed_float16", True)],
                          ids=["bfloat16-loop", "bfloat16-fast", "float16-fast"])
 def test_a_mixed_run_trains(precision, fast, shapes_small, tmp_path, pretend_gpu):
-    g, d, gan = models(precision)
+    g, d, gan = models(precision, size=16)
     before_d, before_g = snapshot(d), snapshot(g)
-    history = gan_lib.train(g, d, gan, shapes_small[:32], 100, n_epochs=1, n_batch=16, run_dir=str(tmp_path / "r"),
+    history = gan_lib.train(g, d, gan, images16(shapes_small)[:32], 100, n_epochs=1, n_batch=16, run_dir=str(tmp_path / "r"),
                             verbose=0, panel={"fast": fast, "precision": precision, "n_samples": 8})
     assert len(history) == 2 and all(np.isfinite([r["d_loss_real"], r["d_loss_fake"], r["g_loss"]]).all() for r in history)
     assert changed(before_d, snapshot(d)) and changed(before_g, snapshot(g))
@@ -81,9 +90,9 @@ def test_a_mixed_run_trains(precision, fast, shapes_small, tmp_path, pretend_gpu
 def test_the_fused_step_scales_the_loss(shapes_small):
     """mixed_float16: compile() wraps Adam in a LossScaleOptimizer; the fused step differentiates the scaled loss,
     so a scale too large for float16 makes infinite gradients: the step is skipped and the scale halved."""
-    g, d, gan = models("mixed_float16")
+    g, d, gan = models("mixed_float16", size=16)
     assert all(isinstance(m.optimizer, keras.optimizers.LossScaleOptimizer) for m in (d, gan))
-    step = fused.FusedStep(g, d, gan, shapes_small, gan_lib.check_panel(n_batch=16))
+    step = fused.FusedStep(g, d, gan, images16(shapes_small), gan_lib.check_panel(n_batch=16))
     before = snapshot(d), snapshot(g)
     step()
     (row,) = step.read()

@@ -125,7 +125,8 @@ def main():
     ap.add_argument("--out", required=True, help="folder for gpu_check.json and gpu_check.md")
     ap.add_argument("--cifar10", help="CIFAR-10 as an .npz holding uint8 x (e.g. from ../shared/data/offline.py)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes and one notebook: the CPU test's mode")
-    ap.add_argument("--notebooks", help="comma-separated names (e.g. 01,05) or 'none'; default all (--quick: 01)")
+    ap.add_argument("--notebooks", help="comma-separated names (e.g. 01,05), one .ipynb path, or 'none'; "
+                    "default all (--quick: 01)")
     args = ap.parse_args()
     gpu = gan_lib.has_gpu()
     device = gan_lib.describe_device()
@@ -133,6 +134,8 @@ def main():
     paths = sorted(glob.glob(os.path.join(ROOT, "notebooks", "[0-9]*.ipynb")))
     if wanted == "none":
         paths = []
+    elif wanted.endswith(".ipynb"):  # one notebook by its path (the CPU test's own tiny one)
+        paths = [wanted]
     elif wanted:
         paths = [p for p in paths if any(os.path.basename(p).startswith(w) for w in wanted.split(","))]
     report = {"machine": {"device": device.split("accelerator: ")[1] if gpu else "CPU only",

@@ -96,6 +96,19 @@ def test_a_failed_install_says_so_in_one_line(tmp_path):
     assert "gan_lib-0.0.1-py3-none-any.whl (ERROR: Wheel" in message and "GAN_LIB_REPO" in message, message
 
 
+def test_without_tensorflow_the_setup_cell_runs_keras_on_jax():
+    """Colab's TPU runtime has JAX and no TensorFlow: the setup cell picks the JAX backend before Keras loads."""
+    pytest.importorskip("jax")
+    hide = ("import importlib.util\nfind = importlib.util.find_spec\n"
+            "importlib.util.find_spec = lambda name, *a: None if name == 'tensorflow' else find(name, *a)\n")
+    check = "\nassert keras.backend.backend() == 'jax', keras.backend.backend()\nprint('on jax')"
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", hide + setup_cell() + check], cwd=os.path.join(ROOT, "notebooks"),
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no TensorFlow here" in done.stdout and done.stdout.strip().endswith("on jax"), done.stdout
+
+
 # ---------------------------------------------------------------- library cells
 
 

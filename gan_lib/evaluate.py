@@ -134,6 +134,8 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
     (diagnosis.py), and write metrics.json beside the model. metrics: names from METRICS (default: all of them,
     and conditional_accuracy for a conditional GAN). log: a function given the report's lines, or None.
     Returns (scores, skipped, path of metrics.json)."""
+    if not 0 <= seed < 2**32:  # before anything is loaded; NumPy's own message names no flag
+        raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
     g_model, model_path = load_generator(model)
     check_image_generator(g_model, model_path)  # a discriminator, a CycleGAN's G: said before any data is loaded
     folder = os.path.dirname(model_path)

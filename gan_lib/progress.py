@@ -27,6 +27,7 @@ class Progress:
         self.names = names  # what the three values are called on screen (CycleGAN: d_a, d_b, g)
         self.start = time.time()
         self.first_done = done  # batches done before this call (a resumed epoch)
+        self.first_shown = None  # (time, done) when the first batch of this call was shown
         self.last_shown = 0.0
         self.mode = None if not verbose else (
             "notebook" if in_notebook() else "terminal" if getattr(sys.stdout, "isatty", lambda: False)() else "log")
@@ -40,12 +41,16 @@ class Progress:
         self.every = max(1, total // 10)  # log mode: lines per epoch
 
     def text(self, done, d1=None, d2=None, g=None):
-        """'epoch 3/200  45/78 [######----]  12 s, 0.27 s/batch  d1=0.512 d2=0.433 g=1.207'"""
+        """'epoch 3/200  45/78 [######----]  12 s, 0.27 s/batch  d1=0.512 d2=0.433 g=1.207' (s/batch from batch 2 on)"""
         filled = int(20 * done / max(self.total, 1))
         line = f"epoch {self.epoch}/{self.n_epochs}  {done}/{self.total} [{'#' * filled}{'-' * (20 - filled)}]"
-        spent, steps = time.time() - self.start, done - self.first_done
+        now = time.time()
+        spent, steps = now - self.start, done - self.first_done
         if steps:
-            line += f"  {spent:.0f} s, {spent / steps:.2f} s/batch"
+            line += f"  {spent:.0f} s"
+        # the rate since the first batch of this call: that one also compiled the step (seconds, once)
+        if self.first_shown and done > self.first_shown[1]:
+            line += f", {(now - self.first_shown[0]) / (done - self.first_shown[1]):.2f} s/batch"
         if d1 is not None:
             line += "  " + " ".join(f"{name}={value:.3f}" for name, value in zip(self.names, (d1, d2, g)))
         return line
@@ -58,6 +63,8 @@ class Progress:
         return self.mode is not None and time.time() - self.last_shown >= 0.5
 
     def update(self, done, d1, d2, g):
+        if self.first_shown is None:
+            self.first_shown = (time.time(), done)
         if self.mode == "terminal":
             self.bar.update(done, list(zip(self.names, (d1, d2, g))))
             self.last_shown = time.time()

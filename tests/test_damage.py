@@ -13,7 +13,7 @@ import pytest
 
 import gan_lib
 from conftest import run_cli
-from gan_lib import checkpoint, modes, toy_training, training
+from gan_lib import checkpoint, modes, progress, toy_training, training
 from gan_lib.data import generate_fake_samples, sample_images
 from gan_lib.panel import check_cycle_panel, panel_json
 
@@ -233,6 +233,7 @@ def test_sampling_in_batches_draws_the_very_images_of_one_call(arch):
 def test_a_flag_is_named_and_a_cyclegan_batch_needs_no_halves(tmp_path, in_process):
     one_line(in_process("train", "--dataset", "shapes", "--seed", "-1"), "error: --seed: panel key 'seed' must be at least 0")
     one_line(in_process("toy", "ring", "--seed", "-1", "--steps", "1"), "error: --seed: panel key 'seed'")
+    one_line(in_process("evaluate", str(tmp_path), "--seed", "-1"), "error: --seed must be between 0 and 2**32 - 1")
     assert check_cycle_panel(dataset="a", dataset_b="b", n_batch=3, pool_size=0)["n_batch"] == 3  # a domain's images
 
 
@@ -263,3 +264,17 @@ def test_progress_lines_come_as_their_batches_finish(shapes_small, tmp_path, mon
     lines = [(done, ran) for done, ran in shown if done]  # the bar's lines after a batch (not its opening text)
     assert [done for done, _ in lines] == list(range(1, 11))
     assert all(done == ran for done, ran in lines), lines  # each printed when its batch was the latest to run
+
+
+def test_the_progress_rate_leaves_out_the_first_batchs_compile(monkeypatch, capsys):
+    # the first batch also compiles the step (seconds); the rate was elapsed / k, so epoch 1 read 4.7 s/batch after
+    # one batch and 1.3 after five, where each batch took 0.4 s
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "time", lambda: now[0])
+    bar = progress.Progress(1, 2, total=10, verbose=1)  # not a terminal: a line per batch
+    for done in range(1, 11):
+        now[0] += 10.0 if done == 1 else 0.4
+        bar.update(done, 0.5, 0.5, 1.0)
+    lines = capsys.readouterr().out.splitlines()
+    assert "s/batch" not in lines[0] and "10 s" in lines[0]  # after one batch: no rate yet
+    assert all(line.split(", ")[1].startswith("0.40 s/batch") for line in lines[1:]), lines

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from .checkpoint import list_checkpoints, mirror_or_warn, save_checkpoint
-from .files import FolderGone, guard, write_text
+from .files import FolderGone, check_guarded, guard, write_text
 from .panel import RUN_KEYS, check_panel, panel_json
 
 try:  # POSIX (Linux, macOS, Colab); elsewhere runs are not locked
@@ -274,11 +274,15 @@ def writing(run_dir, command="train"):
     """Turn a failed write (a full disk, a folder gone) into one OSError that names the run and the way back."""
     try:
         yield
-    except FolderGone as e:
-        raise OSError(f"run folder {run_dir}: {e.strerror}, so training stopped rather than write a new one there. "
-                      f"If it was a mounted drive, mount it again; if its checkpoints are still somewhere, put the folder "
-                      f"back and resume with: python -m gan_lib {command} --resume {run_dir}") from None
     except OSError as e:
+        try:  # a write that failed because the folder went mid-write (no check ran in between): say that
+            check_guarded(run_dir)
+        except FolderGone as gone:
+            e = gone
+        if isinstance(e, FolderGone):
+            raise OSError(f"run folder {run_dir}: {e.strerror}, so training stopped rather than write a new one "
+                          f"there. If it was a mounted drive, mount it again; if its checkpoints are still somewhere, put "
+                          f"the folder back and resume with: python -m gan_lib {command} --resume {run_dir}") from None
         fix = "free some space" if e.errno == errno.ENOSPC else "check that the folder exists and can be written"
         if list_checkpoints(run_dir):
             then = f"its last checkpoint is intact: {fix}, then resume with: python -m gan_lib {command} --resume {run_dir}"

@@ -48,9 +48,10 @@ def test_a_run_folder_gone_mid_run_ends_the_run_and_is_not_made_again(shapes_sma
     def then_gone(run, dataset, epoch, verbose):  # after the first epoch's files, the folder goes (a Drive mount drops)
         real_end_epoch(run, dataset, epoch, verbose)
         if epoch == 0:
+            os.makedirs(run_dir + "-other")  # made while the run's exists: another folder (inode), as a remount's
             shutil.rmtree(run_dir)
             if replace:
-                os.makedirs(run_dir)  # another folder of the same name, e.g. a remount that came back empty
+                os.rename(run_dir + "-other", run_dir)  # another folder of the same name, e.g. a remount, empty
 
     monkeypatch.setattr(training, "end_epoch", then_gone)
     g, d, gan = models()
@@ -278,3 +279,22 @@ def test_the_progress_rate_leaves_out_the_first_batchs_compile(monkeypatch, caps
     lines = capsys.readouterr().out.splitlines()
     assert "s/batch" not in lines[0] and "10 s" in lines[0]  # after one batch: no rate yet
     assert all(line.split(", ")[1].startswith("0.40 s/batch") for line in lines[1:]), lines
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["vanished", "replaced"])
+def test_a_folder_gone_during_a_write_is_named_as_gone(tmp_path, replace):
+    # the folder went while a file was being written (a save in progress): the write failed with a plain
+    # "No such file or directory", and the message said "could not write ... check that the folder exists"
+    from gan_lib.files import guard
+    from gan_lib.runs import writing
+
+    run_dir, other = tmp_path / "run", tmp_path / "other"
+    run_dir.mkdir()
+    other.mkdir()  # made while the run's folder exists, so it is another folder (inode), as a remount's would be
+    with pytest.raises(OSError, match="vanished" if not replace else "replaced") as info, guard(str(run_dir)):
+        with writing(str(run_dir)):
+            shutil.rmtree(run_dir)
+            if replace:
+                other.rename(run_dir)
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(run_dir / ".tmp-1-generator.keras"))
+    assert "--resume" in str(info.value) and "could not write" not in str(info.value)

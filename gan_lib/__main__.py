@@ -239,6 +239,20 @@ LOWER = {
 }
 
 
+# Where a command writes outside a run folder, when a write there fails with a bare errno: what to do
+WRITES = {
+    "generate": "give --out a path where a new .png can be written (not a folder, nor below a file)",
+    "evaluate": "evaluate writes metrics.json beside the model: make that folder writable, or copy the model elsewhere",
+}
+
+
+def errno_line(error, command):
+    """A bare OSError ('[Errno 21] Is a directory: PATH') as one line that names the file and the fix."""
+    if isinstance(error, OSError) and error.filename and str(error).startswith("[Errno") and command in WRITES:
+        return f"could not write {error.filename} ({error.strerror}); {WRITES[command]}"
+    return str(error)
+
+
 def out_of_memory(error):
     """True for the out-of-memory errors of Python and of each backend (TensorFlow, JAX/XLA, torch)."""
     text = f"{type(error).__name__}: {error}"[:2000]
@@ -259,7 +273,7 @@ def main(argv=None):
             {"train": cmd_train, "toy": cmd_toy, "generate": cmd_generate, "evaluate": cmd_evaluate,
              "cyclegan": cmd_cyclegan}[args.command](args)
     except (ValueError, OSError, TrainingDiverged) as e:  # DownloadError is an OSError
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {errno_line(e, args.command)}", file=sys.stderr)
         return 1
     except Exception as e:
         if not out_of_memory(e):

@@ -298,3 +298,10 @@ def test_a_folder_gone_during_a_write_is_named_as_gone(tmp_path, replace):
                 other.rename(run_dir)
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(run_dir / ".tmp-1-generator.keras"))
     assert "--resume" in str(info.value) and "could not write" not in str(info.value)
+
+
+def test_a_write_that_fails_outside_a_run_names_the_file_and_the_fix(trained_run, tmp_path, in_process):
+    # generate --out onto a folder printed "[Errno 21] Is a directory: '.../grid.png'", and nothing more
+    (tmp_path / "grid.png").mkdir()
+    one_line(in_process("generate", trained_run[0], "--n", "2", "--out", str(tmp_path / "grid.png")),
+             f"could not write {tmp_path / 'grid.png'} (Is a directory); give --out a path")

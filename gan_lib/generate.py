@@ -8,7 +8,7 @@ import numpy as np
 from .batches import class_grid, first_input_shape, n_classes_of
 from .data import generate_latent_points, sample_images
 from .plots import save_grid
-from .runs import run_arch
+from .runs import is_run, load_panel, run_arch
 
 
 def load_generator(path):
@@ -21,6 +21,8 @@ def load_generator(path):
     if os.path.isdir(path):
         model_path = os.path.join(path, "generator.keras")
         if not os.path.exists(model_path):
+            if is_run(path):
+                load_panel(path)  # a damaged panel.json (it may have named another kind of run) says so first
             raise ValueError(f"{path!r} holds no generator.keras; is it a run folder that finished an epoch?")
     elif path.endswith(".keras") and os.path.isfile(path):
         model_path = path

@@ -112,11 +112,12 @@ def load_panel(run_dir, check=check_panel, required=RUN_KEYS):
     if check is check_panel and saved.get("arch") == "cyclegan":
         raise ValueError(f"{run_dir!r} is a CycleGAN run; resume it with python -m gan_lib cyclegan --resume {run_dir} "
                          "(its generators are generator_ab.keras and generator_ba.keras)")
-    try:
-        checked = check(saved)  # wrong keys and values first: they say most about what happened to the file
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
     missing = [k for k in required if k not in saved]
+    try:
+        checked = check(saved)  # wrong keys and values first: they say most about what happened to the file...
+    except ValueError as e:
+        if not missing:  # ...unless keys that define the run are missing: the defaults standing in for them failed
+            raise ValueError(f"{path}: {e}") from None
     if missing:
         raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}, which define the run; it was damaged: restore "
                          "it from a copy (the mirror), or start a new run")
@@ -275,12 +276,13 @@ def writing(run_dir, command="train"):
     try:
         yield
     except OSError as e:
+        gone = e if isinstance(e, FolderGone) else None
         try:  # a write that failed because the folder went mid-write (no check ran in between): say that
             check_guarded(run_dir)
-        except FolderGone as gone:
-            e = gone
-        if isinstance(e, FolderGone):
-            raise OSError(f"run folder {run_dir}: {e.strerror}, so training stopped rather than write a new one "
+        except FolderGone as now:
+            gone = gone or now
+        if gone:
+            raise OSError(f"run folder {run_dir}: {gone.strerror}, so training stopped rather than write a new one "
                           f"there. If it was a mounted drive, mount it again; if its checkpoints are still somewhere, put "
                           f"the folder back and resume with: python -m gan_lib {command} --resume {run_dir}") from None
         fix = "free some space" if e.errno == errno.ENOSPC else "check that the folder exists and can be written"

@@ -135,8 +135,15 @@ def test_a_damaged_panel_that_is_still_json_is_one_line(trained_run, tmp_path, i
         f.write(text)
     for args in (["train", "--resume", run_dir, "--quiet"], ["evaluate", run_dir, "--metrics", "modes"],
                  ["cyclegan", "--resume", run_dir, "--quiet"]):
-        one_line(in_process(*args), path)
+        one_line(in_process(*args), path, "damaged")  # cyclegan said "'dataset_b' is empty: give two folders"
     assert open(path).read() == text  # left for the user to look at
+    # a damaged CycleGAN run (no generator.keras): evaluate said "holds no generator.keras; ... finished an epoch?"
+    cycle_dir = tmp_path / "cycle"
+    cycle_dir.mkdir()
+    (cycle_dir / "panel.json").write_text(text)
+    (cycle_dir / "generator_ab.keras").write_bytes(b"")
+    for command in ("evaluate", "generate"):
+        one_line(in_process(command, str(cycle_dir)), str(cycle_dir / "panel.json"), "damaged")
 
 
 def test_a_resume_keeps_its_dataset(trained_run, tmp_path, in_process):

@@ -49,6 +49,9 @@ def classifier_path(dataset="shapes", cache_dir=None, seed=0):
     return os.path.join(os.fspath(cache_dir), f"classifier_{dataset}_{RECIPE}_seed{seed}.keras")
 
 
+_UNCACHED = {}  # classifier_path -> a classifier trained in this process whose cache file could not be written
+
+
 def classifier(dataset="shapes", cache_dir=None, seed=0, verbose=True):
     """A trained 10-class CNN for 32x32 images of `dataset` ('shapes', 'mnist' or 'fashion_mnist').
 
@@ -60,7 +63,7 @@ def classifier(dataset="shapes", cache_dir=None, seed=0, verbose=True):
     'features', is what features() returns.
     """
     path = classifier_path(dataset, cache_dir, seed)
-    model = _load(path)
+    model = _UNCACHED.get(path) or _load(path)
     if model is None:
         start = time.perf_counter()
         model, accuracy, n_test = _train(dataset, seed)
@@ -70,6 +73,7 @@ def classifier(dataset="shapes", cache_dir=None, seed=0, verbose=True):
             where = f"cached in {path}"
         except OSError as e:  # an unwritable KERAS_HOME: the model still serves this process
             where = "not cached"
+            _UNCACHED[path] = model  # the next call in this process (evaluate's next metric) reuses it
             warnings.warn(f"could not cache the {dataset} classifier in {path} ({e.strerror or e}); it is used from "
                           "memory and trained again next time: set KERAS_HOME to a folder you can write", stacklevel=2)
         if verbose:

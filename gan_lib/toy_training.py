@@ -212,6 +212,11 @@ def parse_toy_setting(text):
     return parse_setting(text, extra=MODEL_KEYS)
 
 
+def finite_or_none(value):
+    """value, or None where it is a float that is not finite (JSON has no infinity)."""
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
 def run_toy(name, steps=None, overrides=None, out=None, log=print):
     """Everything `python -m gan_lib toy` does: train toy `name` (ring, grid, parabola) from new, seeded models for
     `steps` steps (default: the toy's) and write out/: samples.npy (float32 (2500, 2)), metrics.json (the scores,
@@ -243,7 +248,9 @@ def run_toy(name, steps=None, overrides=None, out=None, log=print):
         settings.update(model)
     metrics = {"toy": name, "steps": steps, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
                "load_average": [round(x, 2) for x in os.getloadavg()], "scores": scores, "settings": settings}
-    write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    # strict JSON: a score that is infinite (reverse KL when no mode was found) is written as null
+    write_text(os.path.join(out, "metrics.json"), json.dumps(keras.tree.map_structure(finite_or_none, metrics),
+                                                               indent=2, allow_nan=False) + "\n")
     marks = None if name == "parabola" else MODE_TOYS[name][0]
     curve = None
     if name == "parabola":  # the true curve y = x^2 over X_RANGE, (101, 2)

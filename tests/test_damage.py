@@ -204,6 +204,9 @@ def test_an_unwritable_keras_cache_is_a_warning_and_the_classifier_still_serves(
     with pytest.warns(UserWarning, match="could not cache the shapes classifier .* set KERAS_HOME"):
         model = modes.classifier("shapes", cache_dir=str(tmp_path / "file" / "cache"), verbose=False)
     assert model.output_shape == (None, 10)
+    # the next metric of the same evaluate asks again: the one in memory serves (it was trained once per metric)
+    monkeypatch.setattr(modes, "_train", lambda *a: pytest.fail("trained again"))
+    assert modes.classifier("shapes", cache_dir=str(tmp_path / "file" / "cache"), verbose=False) is model
 
 
 def test_a_quiet_resume_still_says_it_starts_from_the_beginning(tmp_path, in_process):
@@ -312,3 +315,13 @@ def test_a_write_that_fails_outside_a_run_names_the_file_and_the_fix(trained_run
     (tmp_path / "grid.png").mkdir()
     one_line(in_process("generate", trained_run[0], "--n", "2", "--out", str(tmp_path / "grid.png")),
              f"could not write {tmp_path / 'grid.png'} (Is a directory); give --out a path")
+
+
+def test_a_toys_metrics_json_is_strict_json_when_no_mode_is_found(tmp_path, in_process):
+    # after one step no mode is found and the reverse KL is infinite: metrics.json held `Infinity`, not JSON
+    import json
+
+    out = tmp_path / "toy"
+    assert in_process("toy", "ring", "--steps", "1", "--out", str(out), "--quiet").returncode == 0
+    scores = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))["scores"]
+    assert scores["modes"] == 0 and scores["reverse_kl"] is None

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import time
 
 import numpy as np
@@ -344,10 +345,12 @@ def close_mirror(run_dir, panel, current, verbose=1):
         return None
     if not current:
         current = mirror_or_warn(run_dir, panel["mirror_dir"], last=True)
-    if verbose:
-        where = os.path.join(panel["mirror_dir"], os.path.basename(os.path.abspath(run_dir)))
-        print(f"mirror {where}: " + ("current" if current else "behind the run (see the warnings above): copy the run "
-                                     "folder there yourself once the drive is back"))
+    where = os.path.join(panel["mirror_dir"], os.path.basename(os.path.abspath(run_dir)))
+    if not current:  # a problem to act on: on stderr, never silenced by --quiet
+        print(f"mirror {where}: behind the run (see the warnings above): copy the run folder there yourself once the "
+              "drive is back", file=sys.stderr)
+    elif verbose:
+        print(f"mirror {where}: current")
     return current
 
 

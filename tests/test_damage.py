@@ -124,6 +124,17 @@ def test_a_failed_last_mirror_is_tried_again_and_the_run_says_whether_it_is_curr
     assert sorted(os.listdir(mirror / "run" / "checkpoints")) == sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
 
 
+def test_a_mirror_left_behind_is_said_even_by_a_quiet_run(shapes_small, tmp_path, monkeypatch, capsys):
+    def down(run_dir, root):  # the drive never comes back
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(checkpoint, "mirror_run", down)
+    g, d, gan = models()
+    gan_lib.train(g, d, gan, shapes_small[:64], 100, n_epochs=1, n_batch=32, run_dir=str(tmp_path / "run"), verbose=0,
+                  panel={"n_samples": 8, "mirror_dir": str(tmp_path / "drive")})
+    assert f"mirror {tmp_path / 'drive' / 'run'}: behind the run" in capsys.readouterr().err  # quiet hid it
+
+
 # ---------------------------------------------------------------- a run's panel is a whole object of its kind
 
 

@@ -54,7 +54,7 @@ def add_train(sub):
                    "conditional GAN (both models take the class: a labelled dataset, e.g. shapes, cifar10, mnist, or "
                    "a folder with one subfolder per class), or the ACGAN (the same G; D also names the class, and both "
                    "losses add the class's cross-entropy: G learns to draw the class much sooner). "
-                   "A resumed run keeps the arch it was made with")
+                   "A resumed run keeps the arch it was made with.")
     t.add_argument("--limit", type=int, metavar="N", help="keep only the first N images (default: all)")
     t.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/DATASET-DATE-TIME); "
                    "must not hold another run")

@@ -108,7 +108,7 @@ def load_panel(run_dir, check=check_panel, required=RUN_KEYS):
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} cannot be read ({e}); is {run_dir!r} a gan_lib run folder?") from None
     if not isinstance(saved, dict):
-        raise ValueError(f"{path} holds {type(saved).__name__} {json.dumps(saved)[:40]}, not a run's settings (a JSON "
+        raise ValueError(f"{path} holds {json.dumps(saved)[:40]}, not a run's settings (a JSON "
                          "object); it was damaged: restore it from a copy (the mirror), or start a new run")
     if check is check_panel and saved.get("arch") == "cyclegan":
         raise ValueError(f"{run_dir!r} is a CycleGAN run; resume it with python -m gan_lib cyclegan --resume {run_dir} "

@@ -19,6 +19,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -116,8 +117,8 @@ def load_panel(run_dir, check=check_panel, required=RUN_KEYS):
     missing = [k for k in required if k not in saved]
     try:
         checked = check(saved)  # wrong keys and values first: they say most about what happened to the file...
-    except ValueError as e:
-        if not missing:  # ...unless keys that define the run are missing: the defaults standing in for them failed
+    except ValueError as e:  # ...unless it is about a key that defines the run and is missing (a default failed)
+        if not set(re.findall(r"'(\w+)'", str(e))) & set(missing):
             raise ValueError(f"{path}: {e}") from None
     if missing:
         raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}, which define the run; it was damaged: restore "

@@ -63,7 +63,7 @@ def classifier(dataset="shapes", cache_dir=None, seed=0, verbose=True):
     'features', is what features() returns.
     """
     path = classifier_path(dataset, cache_dir, seed)
-    model = _UNCACHED.get(path) or _load(path)
+    model = _UNCACHED[path] if path in _UNCACHED else _load(path)
     if model is None:
         start = time.perf_counter()
         model, accuracy, n_test = _train(dataset, seed)

@@ -7,7 +7,8 @@ not trained again: stop this script and start it again to go on.
     python benchmarks/seeds.py --dataset /tmp/cifar10.npz --out /tmp/seeds --seeds 1-8 --steps 400
 
 --steps: batches per run (the dataset is cut with --limit so that 2 epochs make this many
-batches; 2 epochs so that the first epoch's end does not end the run). Printed per run:
+batches; 2 epochs so that the first epoch's end does not end the run). --whole: every image instead,
+one epoch (390 batches of 128 on CIFAR-10), as a user's first epoch is. Printed per run:
 G's diversity (1 = as varied as the data, near 0 = one image) at each measurement, D(G(z))
 over the last 50 batches, and whether diagnosis.stuck (or collapsing) fires at the end.
 Then per step kind: how many seeds got stuck. Flags after -- go to every run (e.g. -- --set label_smoothing=0.1).
@@ -39,15 +40,17 @@ def seeds_of(text):
 def run(args, seed, kind, extra):
     """Train one run unless OUT already holds it finished; its folder."""
     folder = os.path.join(args.out, f"{kind}-seed{seed}")
-    if os.path.exists(os.path.join(folder, "history.csv")) and len(read_history(folder)) >= args.steps:
-        return folder  # finished (generator.keras alone is written at every epoch's end)
-    limit = args.steps * args.batch // 2  # 2 epochs of this many images make --steps batches
+    if os.path.exists(os.path.join(folder, "done")):
+        return folder  # finished
+    # 2 epochs of `limit` images make --steps batches; --whole: one epoch of all of them
+    size = ["--epochs", "1"] if args.whole else ["--limit", str(args.steps * args.batch // 2), "--epochs", "2"]
     if os.path.exists(folder):  # killed part way: resume it (bit-identical on a CPU)
         cmd = ["--resume", folder]
     else:
-        cmd = ["--dataset", args.dataset, "--limit", str(limit), "--epochs", "2", "--batch", str(args.batch),
+        cmd = ["--dataset", args.dataset, *size, "--batch", str(args.batch),
                "--seed", str(seed), KINDS[kind], "--out", folder, "--set", f"eval_every={args.eval_every}", *extra]
     subprocess.run([sys.executable, "-m", "gan_lib", "train", "--quiet", *cmd], check=True)
+    open(os.path.join(folder, "done"), "w").close()
     return folder
 
 
@@ -68,6 +71,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--kinds", default="fused,loop")
+    ap.add_argument("--whole", action="store_true", help="all images, one epoch (--steps is not used)")
     args, extra = ap.parse_known_args()
     extra = [a for a in extra if a != "--"]
     kinds = args.kinds.split(",")

@@ -1,7 +1,7 @@
-"""Command line: `python -m gan_lib train ...`, `toy ...`, `generate ...`, `evaluate ...` and `cyclegan ...`.
+"""Command line: `python -m gan_lib train ...`, `toy ...`, `generate ...`, `evaluate ...`, `fid ...` and `cyclegan ...`.
 
 Each command parses its flags and makes one library call, which a Python user can make too (train_from_panel,
-train_cyclegan, run_toy, draw_grid, evaluate_run); errors become one line on stderr.
+train_cyclegan, run_toy, draw_grid, evaluate_run, inception2015.fid_of_sets); errors become one line on stderr.
 """
 
 import argparse
@@ -12,8 +12,9 @@ import warnings
 
 from .cycle_training import cycle_panel, default_cycle_dir, train_cyclegan
 from .devices import is_chief
-from .evaluate import evaluate_run
+from .evaluate import NETWORKS, evaluate_run
 from .generate import draw_grid
+from .inception2015 import INSTALL, NAME, Unavailable, fid_of_sets
 from .panel import DEFAULTS, check_panel, parse_setting
 from .runs import TrainingDiverged, is_run, load_panel
 from .toy_training import describe_scores, parse_toy_setting, run_toy
@@ -29,6 +30,7 @@ def build_parser():
     add_train(sub)
     add_toy(sub)
     add_evaluate(sub)
+    add_fid(sub)
     add_cyclegan(sub)
     add_generate(sub)
     return parser
@@ -102,13 +104,30 @@ def add_evaluate(sub):
                    "dataset) or a .keras file (then give --dataset)")
     e.add_argument("--metrics", default=None, metavar="LIST",
                    help="comma-separated, from modes, domain_fd, memorisation (shapes, mnist, fashion_mnist: gan_lib's "
-                   "classifier), kid, fid (Inception-v3, ImageNet weights; downloaded once), conditional_accuracy "
+                   "classifier), kid, fid (Inception: see --inception), conditional_accuracy "
                    "(a conditional GAN: the share of its images of the class asked for). Default: all of them "
                    "(conditional_accuracy for a conditional GAN only)")
     e.add_argument("--n", type=int, default=1000, help="generated (and real) images to score (default 1000)")
     e.add_argument("--dataset", metavar="NAME_OR_PATH", help="the real images (default: the run's panel.json)")
-    e.add_argument("--weights", metavar="PATH", help="Inception-v3 weights file to use instead of downloading")
+    e.add_argument("--inception", default="auto", choices=NETWORKS,
+                   help="the network fid and kid use: standard, the 2015 TensorFlow Inception papers use (needs torch "
+                   f"and {INSTALL.removeprefix('pip install ')}; scores --n images against all the real ones); keras, "
+                   "Keras's ImageNet InceptionV3 (downloaded once; not comparable with papers; --n of each); auto "
+                   "(default): standard where it is installed")
+    e.add_argument("--weights", metavar="PATH", help="keras: an InceptionV3 weights file to use instead of downloading")
     e.add_argument("--seed", type=int, default=0, help="random seed for the images drawn (default 0)")
+
+
+def add_fid(sub):
+    f = sub.add_parser("fid", help="the FID (and KID) between two sets of images, as papers compute it",
+                       description=f"Score two image sets with the {NAME}, as pytorch-fid's and clean-fid's "
+                       "commands do. Needs torch and the network: " + INSTALL + ".")
+    for side in ("a", "b"):
+        f.add_argument(side, metavar=side.upper(), help="a folder of image files, an .npz holding uint8 x (N, H, W, C), "
+                       "an .npz of statistics mu and sigma (FID only), or a dataset name (cifar10, mnist, ...); "
+                       ".npz files and names have their features cached")
+    f.add_argument("--size", type=int, default=0, metavar="N",
+                   help="folders: read images at N x N (default: the first file's width)")
 
 
 def add_cyclegan(sub):
@@ -225,7 +244,18 @@ def cmd_generate(args):
 
 def cmd_evaluate(args):
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    evaluate_run(args.model, metrics, args.n, args.dataset, args.weights or "imagenet", args.seed)
+    evaluate_run(args.model, metrics, args.n, args.dataset, args.weights or "imagenet", args.seed,
+                 inception=args.inception)
+
+
+def cmd_fid(args):
+    if args.size < 0:
+        raise ValueError(f"--size must be 0 or more, got {args.size}")
+    got = fid_of_sets(args.a, args.b, args.size, log=lambda line: print(line, file=sys.stderr))
+    sizes = " and ".join(f"{n} images" if n else "statistics" for n in got["n"])
+    print(f"FID {got['fid']:.4f}  ({NAME}; {sizes})")
+    if got["kid"] is not None:
+        print(f"KID {got['kid'][0]:.5f} +- {got['kid'][1]:.5f}")
 
 
 # What to lower when a command runs out of memory: its own flags
@@ -236,6 +266,7 @@ LOWER = {
     "toy": "lower --batch",
     "generate": "lower --n (the grid is n x n images)",
     "evaluate": "lower --n (the images scored: FID's Inception runs at 299 x 299)",
+    "fid": "score fewer images",
 }
 
 
@@ -270,9 +301,9 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():  # restores the warning machinery for an in-process caller
             warnings.showwarning = one_line_warning
-            {"train": cmd_train, "toy": cmd_toy, "generate": cmd_generate, "evaluate": cmd_evaluate,
+            {"train": cmd_train, "toy": cmd_toy, "generate": cmd_generate, "evaluate": cmd_evaluate, "fid": cmd_fid,
              "cyclegan": cmd_cyclegan}[args.command](args)
-    except (ValueError, OSError, TrainingDiverged) as e:  # DownloadError is an OSError
+    except (ValueError, OSError, TrainingDiverged, Unavailable) as e:  # DownloadError is an OSError
         print(f"error: {errno_line(e, args.command)}", file=sys.stderr)
         return 1
     except Exception as e:

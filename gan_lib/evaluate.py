@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 
-from . import memorisation, modes
+from . import inception2015, memorisation, modes
 from . import metrics as inception
 from .batches import first_input_shape, images_of, n_classes_of
 from .data import generate_fake_samples, generate_real_samples, load_real_samples, sample_images
@@ -70,8 +70,28 @@ CONDITIONAL = "conditional_accuracy"
 CLASSIFIED = ("shapes", "mnist", "fashion_mnist")  # datasets gan_lib has a classifier for (gan_lib/modes.py)
 
 
-def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000, weights="imagenet", seed=0):
+NETWORKS = ("auto", "standard", "keras")  # which Inception FID and KID use (network_of)
+KERAS_NAME = "Keras InceptionV3 (ImageNet weights; not comparable with papers' FIDs)"
+
+
+def network_of(inception="auto", weights="imagenet"):
+    """'standard' (inception2015: the 2015 TensorFlow network papers use) or 'keras' (metrics.py: Keras's
+    InceptionV3). auto: standard where torch and its network are installed, unless a Keras weights file is given."""
+    if inception not in NETWORKS:
+        raise ValueError(f"--inception must be one of {', '.join(NETWORKS)}, got {inception!r}")
+    if inception == "auto":
+        return "standard" if weights == "imagenet" and inception2015.available() else "keras"
+    return inception
+
+
+def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000, weights="imagenet", seed=0,
+                       inception="auto", log=None):
     """Score g_model's images against real images (N, H, W, C) in [-1, 1]; returns (scores, skipped).
+
+    FID and KID: on the standard network (inception="standard", or "auto" where it is installed), n generated
+    images against all the real ones, as papers do (their features cached: inception2015.reference_features);
+    on Keras's InceptionV3 (inception="keras"; weights: "imagenet", a file, or None for random weights), n of each.
+    log: a function given progress lines of the slow parts, or None.
 
     scores: {metric: value or dict}; skipped: {metric: one line saying why it could not run
     here}. A metric that cannot run never stops the others. A conditional generator draws
@@ -90,7 +110,7 @@ def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000,
     classes = np.arange(n) % k if k else None  # a conditional G: every class equally often
     fake, _ = sample_images(g_model, latent_dim, n, rng, classes=classes)  # G on SAMPLE_BATCH images at a time
     training, real = real, real[rng.choice(len(real), min(n, len(real)), replace=False)]  # n of each: FID's bias
-    scores, skipped, cache = {}, {}, {}
+    scores, skipped, cache = {}, {}, {"network": network_of(inception, weights), "log": log}
     for metric in metrics:
         if metric == CONDITIONAL and not k:
             skipped[metric] = "the generator is not conditional (it takes no class): train one with --arch cgan or acgan"
@@ -103,7 +123,7 @@ def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000,
         try:
             scores[metric] = (modes.conditional_accuracy(fake, classes, dataset) if metric == CONDITIONAL
                               else _score(metric, real, fake, training, dataset, weights, seed, cache))
-        except (DownloadError, ValueError) as e:  # no network for the Inception weights or the MNIST labels, ...
+        except (DownloadError, ValueError, inception2015.Unavailable) as e:  # offline, no torch, ...
             reason = " ".join(str(e).split())
             for m in (("kid", "fid") if metric in ("kid", "fid") else (metric,)):
                 if m in metrics:
@@ -120,7 +140,10 @@ def _score(metric, real, fake, training, dataset, weights, seed, cache):
         return inception.fid_from_features(modes.features(real, dataset), modes.features(fake, dataset))
     if metric == "memorisation":
         return memorisation.memorisation_score(fake, training, dataset=dataset)  # against every training image
-    if "inception" not in cache:  # 2048-d pool features at 299 x 299: the slow part
+    if "inception" not in cache and cache["network"] == "standard":  # all the real images, as papers score
+        cache["inception"] = (inception2015.reference_features(training, log=cache["log"]),
+                              inception2015.features(fake, log=cache["log"]))
+    elif "inception" not in cache:  # 2048-d pool features at 299 x 299: the slow part
         cache["inception"] = (inception.inception_features(real, weights), inception.inception_features(fake, weights))
     if metric == "fid":
         return inception.fid_from_features(*cache["inception"])
@@ -128,14 +151,16 @@ def _score(metric, real, fake, training, dataset, weights, seed, cache):
     return {"mean": mean, "std": std}
 
 
-def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", seed=0, log=print):
+def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", seed=0, log=print, inception="auto"):
     """What `python -m gan_lib evaluate` does: score a generator (a run folder or a .keras file) against the real
     images (default: its run's dataset, at the run's size and channels), say what its history.csv shows
     (diagnosis.py), and write metrics.json beside the model. metrics: names from METRICS (default: all of them,
     and conditional_accuracy for a conditional GAN). log: a function given the report's lines, or None.
+    inception: the network FID and KID use (network_of; the report and metrics.json name it).
     Returns (scores, skipped, path of metrics.json)."""
     if not 0 <= seed < 2**32:  # before anything is loaded; NumPy's own message names no flag
         raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
+    network = network_of(inception, weights)
     g_model, model_path = load_generator(model)
     check_image_generator(g_model, model_path)  # a discriminator, a CycleGAN's G: said before any data is loaded
     folder = os.path.dirname(model_path)
@@ -153,12 +178,16 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
         metrics = [*METRICS, CONDITIONAL] if n_classes_of(g_model) else list(METRICS)
     if not metrics:
         raise ValueError(f"--metrics names no metric; choose from {', '.join((*METRICS, CONDITIONAL))}")
-    scores, skipped = evaluate_generator(g_model, real, dataset_name, metrics, n, weights, seed)
+    scores, skipped = evaluate_generator(g_model, real, dataset_name, metrics, n, weights, seed, network, log)
     say = log or (lambda line: None)
     say(f"{model_path} against {dataset_name} ({len(real)} images), {n} generated:")
+    named = inception2015.NAME if network == "standard" else KERAS_NAME
     pad = max(map(len, metrics), default=0)  # the values in one column
     for m in metrics:
         say(f"  {m:<{pad}} {shown(scores[m]) if m in scores else 'not run: ' + skipped[m]}")
+    if {"fid", "kid"} & set(scores):
+        say(f"fid and kid: {named}; " + (f"{n} generated against all {len(real)} real images" if network ==
+            "standard" else f"{n} generated against {min(n, len(real))} real images"))
     found = None
     if os.path.exists(os.path.join(folder, "history.csv")):  # a run: what its history says (diagnosis.py)
         history = read_history(folder)
@@ -170,7 +199,7 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
             say(f"  {line}")
     out = os.path.join(folder, "metrics.json")
     write_text(out, json.dumps({"model": os.path.basename(model_path), "dataset": dataset_name, "n": n, "seed": seed,
-                                "scores": scores, "not_run": skipped, "diagnosis": found}, indent=2))
+                                "inception": named, "scores": scores, "not_run": skipped, "diagnosis": found}, indent=2))
     say(f"wrote {out}")
     return scores, skipped, out
 

@@ -58,7 +58,7 @@ def folder_classes(folder):
     ValueError when it has no subfolder holding images: a conditional GAN needs the classes.
     """
     names = sorted(d.name for d in os.scandir(folder) if d.is_dir() and not d.name.startswith(".")
-                   and d.name != "__MACOSX" and _image_files(d.path)) if os.path.isdir(folder) else []
+                   and d.name != "__MACOSX" and image_files(d.path)) if os.path.isdir(folder) else []
     if not names:
         raise ValueError(f"folder {folder!r} has no subfolders of images, so its images have no classes; a "
                          "conditional GAN (arch cgan or acgan) wants one subfolder per class (e.g. photos/cats/*.jpg, "
@@ -88,7 +88,7 @@ def read_image_folder(folder, image_size=FOLDER_SIZE, resize="crop", channels=0,
     if image_size < 1:
         raise ValueError(f"image_size must be at least 1 pixel for a folder, got {image_size}")
     start = time.perf_counter()
-    files = _image_files(folder)
+    files = image_files(folder)
     if not files:
         raise ValueError(f"folder {folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     file_labels = _file_labels(folder, files) if labels else None
@@ -166,7 +166,7 @@ def resize_images(x, image_size, resize="crop", channels=0, workers=0, log=None)
     return out
 
 
-def _image_files(folder):
+def image_files(folder):
     """Image files (by extension) under folder, sorted by path; hidden files and folders (.DS_Store, __MACOSX) left out."""
     files = []
     for root, dirs, names in os.walk(folder, followlinks=True):

@@ -223,7 +223,7 @@ def evaluated(cli_run, classifier_cache, tmp_path, in_process, monkeypatch):
     monkeypatch.setattr(keras.utils, "get_file", offline)
     run_dir = str(tmp_path / "run")
     shutil.copytree(cli_run[0], run_dir)
-    return run_dir, in_process("evaluate", run_dir, "--n", "40")
+    return run_dir, in_process("evaluate", run_dir, "--n", "40", "--inception", "keras")  # Keras's: offline here
 
 
 def test_evaluate_scores_a_run_offline_and_says_why_inception_cannot_run(evaluated):

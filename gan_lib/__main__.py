@@ -57,6 +57,10 @@ def add_train(sub):
                    "a folder with one subfolder per class), or the ACGAN (the same G; D also names the class, and both "
                    "losses add the class's cross-entropy: G learns to draw the class much sooner). "
                    "A resumed run keeps the arch it was made with.")
+    t.add_argument("--recipe", metavar="tutorial|modern", help="the settings the others default to (panel key "
+                   "recipe): tutorial (default), the article's; modern, the hinge loss, spectral norm in D, an EMA "
+                   "of G (generator_ema.keras), DiffAugment and SAGAN's two learning rates, on the fused step, for "
+                   "arch tutorial or dcgan (docs/recipes.md); --set overrides any of them")
     t.add_argument("--limit", type=int, metavar="N", help="keep only the first N images (default: all)")
     t.add_argument("--out", metavar="DIR", help="the run folder to create (default: outputs/DATASET-DATE-TIME); "
                    "must not hold another run")
@@ -175,7 +179,8 @@ def panel_from_args(args):
         panel = load_panel(args.resume)
         panel.update(load_weights=True, epochs=0)
     flags = {"dataset": args.dataset, "n_epochs": args.epochs, "n_batch": args.batch,
-             "latent_dim": args.latent_dim, "limit": args.limit, "seed": args.seed, "arch": args.arch}
+             "latent_dim": args.latent_dim, "limit": args.limit, "seed": args.seed, "arch": args.arch,
+             "recipe": args.recipe}
     panel.update({k: v for k, v in flags.items() if v is not None})
     if not args.resume:
         panel["fast"] = not args.tutorial_loop  # the command line trains new runs with the fused step
@@ -187,7 +192,7 @@ def panel_from_args(args):
 
 
 FLAGS = {"n_epochs": "--epochs", "n_batch": "--batch", "latent_dim": "--latent-dim", "limit": "--limit",
-         "seed": "--seed", "arch": "--arch", "dataset": "--dataset"}  # panel key -> the flag that sets it
+         "seed": "--seed", "arch": "--arch", "dataset": "--dataset", "recipe": "--recipe"}  # panel key -> its flag
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from .dcgan import define_dcgan_discriminator, define_dcgan_generator
 from .losses import gan_loss
 from .models import define_discriminator, define_gan, define_generator
 from .panel import check_panel
+from .recipe import modern_discriminator, needs_scores
 
 # arch 'cyclegan' has four models and two datasets: it has its own entry points
 CYCLEGAN_ELSEWHERE = ("arch 'cyclegan' translates between two image domains with four models: train it with "
@@ -52,6 +53,8 @@ def build_models(panel, in_shape, n_classes=10):
     else:
         d_model = define_discriminator(in_shape, lr=panel["d_lr"], beta_1=panel["beta_1"])
         g_model = define_generator(panel["latent_dim"], out_shape=in_shape)
+    if panel["spectral_norm"] or needs_scores(panel):  # the modern recipe's D: spectral norm, a head for raw scores
+        d_model = modern_discriminator(d_model, panel)
     return g_model, d_model, define_gan(g_model, d_model, lr=panel["g_lr"], beta_1=panel["beta_1"], loss=gan_loss(panel))
 
 

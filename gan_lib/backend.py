@@ -215,6 +215,34 @@ def value_and_gradients(loss_fn, variables, scale=None, aux=False):
     return (loss, extra, grads) if aux else (loss, grads)
 
 
+def input_gradients(fn, x):
+    """d sum(fn(x)) / d x, the same shape as x, itself differentiable (a gradient penalty is differentiated again).
+
+    TensorFlow: a GradientTape inside the outer one; torch: autograd.grad with create_graph; JAX: jax.grad, whose
+    trace reads the Keras variables through the step's stateless scope.
+    """
+    import keras
+
+    name = keras.backend.backend()
+    x = keras.ops.convert_to_tensor(x)
+    if name == "jax":
+        import jax
+
+        return jax.grad(lambda t: keras.ops.sum(fn(t)))(x)
+    if name == "torch":
+        import torch
+
+        with torch.enable_grad():
+            t = x.detach().requires_grad_(True)  # images are not trained: their gradient starts here
+            return torch.autograd.grad(keras.ops.sum(fn(t)), t, create_graph=True)[0]
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = keras.ops.sum(fn(x))
+    return tape.gradient(y, x)
+
+
 def _jax_value_and_gradients(both, variables, scale):
     """jax.value_and_grad of both() -> (loss, extra) as a function of the variables' values.
 

@@ -27,12 +27,13 @@ def d_scores(d_model, x):
     return keras.ops.convert_to_numpy(real_part(d_model(x, training=False))).reshape(-1)
 
 
-def save_generator(g_model, epoch, run_dir=".", numbered=True):
+def save_generator(g_model, epoch, run_dir=".", numbered=True, name="generator"):
     """generator.keras (the latest) and, when numbered, generator_model_eNNN.keras (epoch + 1).
 
-    Written atomically, serialized once; returns the path of the first file written.
+    Written atomically, serialized once; returns the path of the first file written. name: the latest's file name
+    (generator_ema for the EMA of G, recipe.EMA).
     """
-    latest = os.path.join(run_dir, "generator.keras")
+    latest = os.path.join(run_dir, f"{name}.keras")
     path = os.path.join(run_dir, f"generator_model_e{epoch + 1:03d}.keras") if numbered else latest
     with atomic_path(path) as tmp:
         g_model.save(tmp)

@@ -13,7 +13,11 @@ device stays on the host instead: batches.Batches feeds it, one step ahead):
 4. G learns through D from n_batch latent points labelled 1, updating G only.
 
 Two D updates, then one G update, with binary cross-entropy and each model's own
-compiled optimizer: the tutorial's semantics, without the host round trips. As in
+compiled optimizer: the tutorial's semantics, without the host round trips.
+The modern recipe's panel keys (panel.RECIPES) change steps 2-4: loss hinge or wgan_gp makes steps 2-3 one
+update on both halves with that loss on D's raw scores (recipe.scores; wgan_gp adds the gradient penalty),
+r1_gamma adds the R1 penalty on the real images, augment passes every image D sees through DiffAugment
+(augment.py; in G's step too), and ema updates an average of G's weights after each G update (recipe.EMA). As in
 the loop, panel keys d_steps and g_steps repeat steps 2-3 and step 4 (new draws each
 time), and mixed_batch makes steps 2-3 one update on both half batches.
 A conditional GAN (cgan.py; dataset [images, labels]) does the same with the class beside
@@ -28,9 +32,18 @@ torch, one jax.jit on JAX (over several devices with keras.distribution: devices
 import keras
 import numpy as np
 
-from . import backend, devices
+from . import backend, devices, recipe
+from .augment import augment, check_policy
 from .batches import Batches, images_of, joined, n_classes_of, pixels, stacked, step_k
-from .losses import discriminator_loss, generator_loss, real_part
+from .losses import (
+    critic_parts,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    r1_penalty,
+    real_part,
+    score_generator_loss,
+)
 
 # what one step returns, in this order: the history's per-batch values
 VALUES = ("d_loss_real", "d_loss_fake", "g_loss", "d_x", "d_g_z", "acc_real", "acc_fake")
@@ -55,6 +68,11 @@ class FusedStep:
         self.smoothing, self.noise = panel["label_smoothing"], panel["label_noise"]
         self.objective = panel["g_objective"]  # G's loss (losses.generator_loss)
         self.d_steps, self.g_steps, self.mixed = panel["d_steps"], panel["g_steps"], panel["mixed_batch"]
+        self.loss, self.gp, self.r1 = panel["loss"], panel["gp_weight"], panel["r1_gamma"]  # the modern recipe's
+        self.policy = check_policy(panel["augment"])
+        if recipe.needs_scores(panel) and not recipe.has_score_head(d_model):
+            raise ValueError(f"loss {self.loss!r} and r1_gamma read D's raw scores, but this D ends in its sigmoid: "
+                             "build the models with gan_lib.build_models(panel, ...) (recipe.modern_discriminator)")
         self.strategy = devices.model_strategy(d_model)  # TensorFlow's tf.distribute engine, or None
         self.sharding = devices.batch_sharding(d_model)  # JAX's keras.distribution over devices, or None
         with devices.distribute_like(self.strategy):  # new variables live where the models' do
@@ -62,7 +80,9 @@ class FusedStep:
                 if not model.optimizer.built:
                     model.optimizer.build(model.trainable_variables)
             self.seed = keras.random.SeedGenerator(panel["seed"], name="fused_step_seed")
-        self.variables = [self.seed.state]  # checkpointed beside the models and optimizers
+            self.ema = recipe.EMA(g_model, panel["ema"]) if panel["ema"] else None  # G's weights averaged
+        # checkpointed beside the models and optimizers
+        self.variables = [self.seed.state] + (self.ema.variables if self.ema else [])
         every = (list(g_model.variables) + list(d_model.variables) + list(d_model.optimizer.variables)
                  + list(gan_model.optimizer.variables) + self.variables)  # all a step reads or changes (JAX)
         self.step = backend.compile_stateful(self._step, every)
@@ -82,16 +102,21 @@ class FusedStep:
         return keras.ops.stack([d1, d2, g_loss, keras.ops.mean(real_scores), keras.ops.mean(fake_scores),
                                 real_right, fake_right])
 
-    def _learn(self, model, variables, loss_fn):
-        """One update of `variables` by the model's optimizer; returns the (unscaled) loss.
+    def _learn(self, model, variables, loss_fn, aux=False):
+        """One update of `variables` by the model's optimizer; returns the (unscaled) loss, and with aux=True
+        what loss_fn returns beside it (loss_fn then returns (loss, extra)).
 
         The gradients are of optimizer.scale_loss(loss), as in Keras's own train step: a plain
         Adam returns the loss as it is; under mixed_float16, compile() made the optimizer a
         LossScaleOptimizer, whose apply divides the scale back out and skips non-finite steps.
         """
-        loss, grads = backend.value_and_gradients(loss_fn, variables, scale=model.optimizer.scale_loss)
+        *out, grads = backend.value_and_gradients(loss_fn, variables, scale=model.optimizer.scale_loss, aux=aux)
         backend.apply_gradients(model.optimizer, grads, variables)
-        return loss
+        return out if aux else out[0]
+
+    def augmented(self, x):
+        """x through DiffAugment as panel key augment says (a new draw at each call), or x as it is."""
+        return augment(x, self.policy, self.seed) if self.policy else x
 
     def latent(self, z, classes):
         """G's input: the latent points z (n, latent_dim), or for a conditional GAN [z, classes]."""
@@ -139,25 +164,57 @@ class FusedStep:
         Arguments are (share, steps, ...); each loss is a mean / n (n devices add them up), averaged over the steps.
         """
         g, d = self.g_model, self.d_model
-        d_vars = d.trainable_variables
+        d_vars, aug = d.trainable_variables, self.augmented
 
-        def d_loss(x, y):
-            return lambda: discriminator_loss(y, d(x, training=True)) / n
+        def score(x):  # D's raw scores (n, 1): the modern losses'
+            return recipe.scores(d, x)
+
+        def still(x):  # the penalties': D in inference mode, whose spectral norm does not assign its kernel again
+            return recipe.scores(d, x, training=False)  # (torch cannot differentiate through a twice-assigned kernel)
+
+        def d_loss(x, y, real=None):  # binary cross-entropy; R1 on `real`, the real images among x
+            def loss():
+                value = discriminator_loss(y, d(aug(x), training=True))
+                return (value + self.r1 / 2 * r1_penalty(still, aug(real)) if self.r1 and real is not None else value) / n
+            return loss
+
+        def critic_loss(xr, xf):  # hinge or wgan_gp, on both halves at once; returns (loss, its two parts)
+            def loss():
+                real, fake = aug(xr), aug(xf)
+                h = keras.ops.shape(real)[0]
+                both = score(joined(real, fake))  # one call: D's training-mode layers run once per loss
+                part_real, part_fake = critic_parts(self.loss, both[:h], both[h:])
+                total = part_real + part_fake
+                if self.loss == "wgan_gp":  # eps: one number per image
+                    eps = keras.random.uniform((h, 1, 1, 1), seed=self.seed)
+                    total = total + self.gp * gradient_penalty(still, real, fake, eps)
+                if self.r1:
+                    total = total + self.r1 / 2 * r1_penalty(still, real)
+                return total / n, keras.ops.stack([part_real, part_fake])
+            return loss
 
         def g_loss(z):
-            return lambda: generator_loss(d(self.judged(g(z, training=True), z), training=True), self.objective) / n
+            if self.loss != "bce":
+                return lambda: score_generator_loss(score(aug(g(z, training=True)))) / n
+            return lambda: generator_loss(d(aug(self.judged(g(z, training=True), z)), training=True), self.objective) / n
 
         d1, d2, gl = [], [], []
         for k in range(self.d_steps):
             xr, xf, yr, yf = (step_k(a, k) for a in (x_real, x_fake, y_real, y_fake))
-            if self.mixed:  # one update on both halves: d_loss_real and d_loss_fake both report it
-                d1.append(self._learn(d, d_vars, d_loss(joined(xr, xf), joined(yr, yf))))
+            if self.loss != "bce":  # d_loss_real and d_loss_fake report the loss's two parts
+                _, parts = self._learn(d, d_vars, critic_loss(xr, xf), aux=True)
+                d1.append(parts[0])
+                d2.append(parts[1])
+            elif self.mixed:  # one update on both halves: d_loss_real and d_loss_fake both report it
+                d1.append(self._learn(d, d_vars, d_loss(joined(xr, xf), joined(yr, yf), real=xr)))
                 d2.append(d1[-1])
             else:
-                d1.append(self._learn(d, d_vars, d_loss(xr, yr)))
+                d1.append(self._learn(d, d_vars, d_loss(xr, yr, real=xr)))
                 d2.append(self._learn(d, d_vars, d_loss(xf, yf)))
         for k in range(self.g_steps):
             gl.append(self._learn(self.gan_model, g.trainable_variables, g_loss(step_k(z, k))))
+            if self.ema:
+                self.ema.update()
         return keras.ops.stack([keras.ops.mean(keras.ops.stack(losses)) for losses in (d1, d2, gl)])
 
     def __call__(self, step=0):

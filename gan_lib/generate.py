@@ -10,16 +10,21 @@ from .data import generate_latent_points, sample_images
 from .plots import save_grid
 from .runs import is_run, load_panel, run_arch
 
+EMA_FILE = "generator_ema.keras"  # the EMA of G's weights (recipe.EMA), written beside generator.keras
+
 
 def load_generator(path):
-    """A generator .keras file, or a run folder's generator.keras, loaded in Keras safe mode -> (model, its path)."""
+    """A generator .keras file, or a run folder's generator (generator_ema.keras, the EMA of G's weights, where the
+    run kept one: panel key ema; else generator.keras), loaded in Keras safe mode -> (model, its path)."""
     if os.path.isdir(path) and run_arch(path) == "cyclegan":
         raise ValueError(f"{path!r} is a CycleGAN run: its generators translate images (generator_ab.keras: A -> B, "
                          "generator_ba.keras: B -> A) rather than draw new ones; load one with "
                          "keras.saving.load_model(path, safe_mode=True), or continue the run with "
                          f"python -m gan_lib cyclegan --resume {path}")
     if os.path.isdir(path):
-        model_path = os.path.join(path, "generator.keras")
+        model_path = os.path.join(path, EMA_FILE)
+        if not os.path.exists(model_path):
+            model_path = os.path.join(path, "generator.keras")
         if not os.path.exists(model_path):
             if is_run(path):
                 load_panel(path)  # a damaged panel.json (it may have named another kind of run) says so first

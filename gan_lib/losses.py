@@ -9,10 +9,14 @@ PatchGAN D outputs raw scores (least squares). Each loss is the mean over the ba
   loss (G's images labelled 1): bce, discriminator_loss, generator_loss;
 - the saturating (minimax) G loss of Goodfellow et al. 2014: saturating_loss, generator_loss(..., "saturating");
 - the ACGAN's (Odena et al. 2017): either of the above plus the class's cross-entropy: acgan_loss, class_loss;
-- least squares (Mao et al., CycleGAN's adversarial loss) and L1 (its cycle and identity losses).
+- least squares (Mao et al., CycleGAN's adversarial loss) and L1 (its cycle and identity losses);
+- the modern recipe's, on D's raw scores s (recipe.scores; panel key loss): hinge (Lim and Ye 2017, SAGAN's) and
+  Wasserstein with a gradient penalty (Gulrajani et al. 2017), and the R1 penalty (Mescheder et al. 2018).
 """
 
 import keras
+
+from .backend import input_gradients
 
 
 def real_part(out):
@@ -109,3 +113,34 @@ def lsgan_loss(scores, target):
 
 def l1(x, y):
     return keras.ops.mean(keras.ops.abs(x - y))
+
+
+def critic_parts(loss, s_real, s_fake):
+    """D's loss on raw scores (n, 1) as (its real part, its fake part): hinge, mean relu(1 - s_real) and
+    mean relu(1 + s_fake); wgan_gp, -mean s_real and mean s_fake (the penalty is gradient_penalty's)."""
+    if loss == "hinge":
+        return keras.ops.mean(keras.ops.relu(1.0 - s_real)), keras.ops.mean(keras.ops.relu(1.0 + s_fake))
+    return -keras.ops.mean(s_real), keras.ops.mean(s_fake)
+
+
+def score_generator_loss(s_fake):
+    """G's loss for hinge and wgan_gp: -mean D's raw score of G's images."""
+    return -keras.ops.mean(s_fake)
+
+
+def safe_norm(g):
+    """Each image's gradient norm, (n,): sqrt(sum g^2 + 1e-12), whose own gradient is finite at g = 0 (sqrt's is not)."""
+    return keras.ops.sqrt(keras.ops.sum(keras.ops.square(g), axis=tuple(range(1, len(g.shape)))) + 1e-12)
+
+
+def gradient_penalty(score_fn, real, fake, eps):
+    """WGAN-GP's penalty: mean (|grad score_fn(x_hat)| - 1)^2 at x_hat = eps * real + (1 - eps) * fake, eps (n, 1, 1, 1)
+    uniform in [0, 1], one number per image (one per batch is the common bug: every image on one line's point)."""
+    x_hat = eps * real + (1.0 - eps) * fake
+    return keras.ops.mean(keras.ops.square(safe_norm(input_gradients(score_fn, x_hat)) - 1.0))
+
+
+def r1_penalty(score_fn, real):
+    """R1: mean |grad score_fn(x)|^2 over the real images (D's loss adds gamma / 2 times it)."""
+    g = input_gradients(score_fn, real)
+    return keras.ops.mean(keras.ops.sum(keras.ops.square(g), axis=tuple(range(1, len(g.shape)))))

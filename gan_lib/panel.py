@@ -8,6 +8,8 @@ import difflib
 import json
 import math
 
+from .augment import check_policy
+
 DEFAULTS = {
     # the tutorial's control panel
     "latent_dim": 100,  # size of the generator's input noise
@@ -51,6 +53,14 @@ DEFAULTS = {
     "n_samples": 150,  # images summarize_performance scores D on
     "grid": 7,  # the saved grids are grid x grid images
     "eval_every": 100,  # measure G (gradient norm, diversity, modes, domain_fd: diagnosis.py) every N batches; 0 = never
+    # the modern recipe (the fused step, arch tutorial or dcgan; --recipe modern sets them; docs/recipes.md)
+    "recipe": "tutorial",  # the named set of keys the other defaults come from: tutorial (the article's) | modern (RECIPES)
+    "loss": "bce",  # bce: the tutorial's cross-entropy | hinge (Lim and Ye; SAGAN's) | wgan_gp (Gulrajani et al.)
+    "gp_weight": 10.0,  # wgan_gp: the gradient penalty's weight (the paper's 10)
+    "r1_gamma": 0.0,  # R1 (Mescheder et al. 2018): gamma / 2 * |grad D(x_real)|^2 added to D's loss; 0 = off
+    "spectral_norm": False,  # D's Conv2D and Dense layers in keras.layers.SpectralNormalization (Miyato et al. 2018)
+    "ema": 0.0,  # decay of an exponential moving average of G's weights (e.g. 0.999): generator_ema.keras; 0 = off
+    "augment": "",  # DiffAugment (Zhao et al. 2020) of real and fake images for D and G: e.g. color,translation,cutout
     # surviving a disconnect
     "checkpoint_every": 100,  # full training state every N batches (and at each epoch end); 0 = epoch ends only
     "keep_checkpoints": 2,  # how many checkpoints to keep
@@ -81,6 +91,20 @@ ARCH_DEFAULTS = {
     "cyclegan": {"d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5, "width": 32, "n_batch": 8},
 }
 ARCHS = tuple(ARCH_DEFAULTS)
+
+# The values panel key 'loss' may take (losses.py): the tutorial's binary cross-entropy, or a loss on D's raw scores.
+LOSSES = ("bce", "hinge", "wgan_gp")
+# The named recipes (panel key 'recipe', --recipe): where the caller did not set a key, check_panel takes it from
+# here (after ARCH_DEFAULTS). tutorial: the article's settings, nothing changed. modern: what GANs trained with
+# since 2018 (SAGAN's hinge loss and two learning rates, spectral norm in D, an EMA of G, DiffAugment), on the
+# fused step; its measurement against the tutorial's: docs/recipes.md.
+RECIPES = {
+    "tutorial": {},
+    "modern": {"fast": True, "loss": "hinge", "spectral_norm": True, "ema": 0.999, "augment": "color,translation,cutout",
+               "d_lr": 0.0004, "g_lr": 0.0001, "label_smoothing": 0.0},
+}
+# The modern recipe's keys that change what is trained (RESUME_KEPT keeps them too); they need the fused step.
+RECIPE_KEYS = ("loss", "r1_gamma", "spectral_norm", "ema", "augment")
 
 # The keys that define a run: what each step draws, the models' shapes, the arithmetic. A run's panel.json must hold
 # them (runs.load_panel), and a resume must keep them (training.py); a CycleGAN run's are CYCLE_RUN_KEYS.
@@ -119,6 +143,10 @@ def check_panel(panel=None, **overrides):
     if merged["arch"] not in ARCHS:
         raise ValueError(f"panel key 'arch' must be one of {', '.join(ARCHS)}, got {merged['arch']!r}")
     merged.update({k: v for k, v in ARCH_DEFAULTS[merged["arch"]].items() if k not in given})
+    if merged["recipe"] not in RECIPES:
+        raise ValueError(f"panel key 'recipe' must be one of {', '.join(RECIPES)}, got {merged['recipe']!r}")
+    merged.update({k: v for k, v in RECIPES[merged["recipe"]].items() if k not in given})
+    _check_recipe(merged)
     for key, low in MINIMUM.items():
         if merged[key] < low:
             raise ValueError(f"panel key {key!r} must be at least {low}, got {merged[key]!r}")
@@ -155,6 +183,31 @@ def check_panel(panel=None, **overrides):
     if not merged["dataset"]:
         raise ValueError("panel key 'dataset' must name a dataset or a path, got an empty string")
     return merged
+
+
+def _check_recipe(merged):
+    """The modern recipe's keys: their values, and that what they ask for can run (the fused step, one device)."""
+    if merged["loss"] not in LOSSES:
+        raise ValueError(f"panel key 'loss' must be one of {', '.join(LOSSES)}, got {merged['loss']!r}")
+    for key in ("gp_weight", "r1_gamma"):
+        if merged[key] < 0:
+            raise ValueError(f"panel key {key!r} must be 0 or more, got {merged[key]!r}")
+    if not 0 <= merged["ema"] < 1:
+        raise ValueError(f"panel key 'ema' must be in [0, 1) (0 = off; 0.999 is usual), got {merged['ema']!r}")
+    check_policy(merged["augment"])  # its own one-line error
+    used = [k for k in RECIPE_KEYS if merged[k] != DEFAULTS[k]]
+    if not used:
+        return
+    if merged["arch"] not in ("tutorial", "dcgan"):
+        raise ValueError(f"panel key {used[0]!r} is for arch tutorial or dcgan, not {merged['arch']!r}")
+    if not merged["fast"]:
+        raise ValueError(f"panel key {used[0]!r} needs the fused step (fast=True, the command line's default): the "
+                         "tutorial loop trains with the tutorial's binary cross-entropy only")
+    if merged["devices"] != 1:
+        raise ValueError(f"panel key {used[0]!r} runs on one device for now (devices=1), got devices={merged['devices']}")
+    if merged["loss"] != "bce" and (merged["label_smoothing"] or merged["label_noise"]):
+        raise ValueError(f"panel keys label_smoothing and label_noise change bce's labels; loss {merged['loss']!r} "
+                         "has none (set them to 0)")
 
 
 def _check_type(key, value):

@@ -33,7 +33,7 @@ from .evaluate import d_scores, save_generator, summarize_performance
 from .files import append_text
 from .fused import FusedStep
 from .losses import objective_of
-from .panel import RUN_KEYS, check_panel
+from .panel import RECIPE_KEYS, RUN_KEYS, check_panel
 from .plots import plot_history, save_plot
 from .progress import Progress
 from .runs import (
@@ -145,7 +145,7 @@ def check_models(g_model, d_model, dataset, latent_dim):
         )
 
 
-RESUME_KEPT = RUN_KEYS  # a resume keeps the keys that define the run (the dataset too)
+RESUME_KEPT = RUN_KEYS + ("recipe",) + RECIPE_KEYS  # a resume keeps what defines the run (the dataset, the recipe)
 
 
 @dataclasses.dataclass
@@ -343,6 +343,8 @@ def end_epoch(run, dataset, epoch, verbose):
                               run_dir=run.run_dir, rng=run.rng, plot=False, verbose=verbose)
     else:
         save_generator(g_model, epoch, run.run_dir, numbered=False)  # generator.keras: always the latest epoch
+    if run.fused is not None and run.fused.ema is not None:  # the EMA of G's weights: what generate and evaluate use
+        save_generator(run.fused.ema.model, epoch, run.run_dir, numbered=False, name="generator_ema")
     if run.history:
         plot_history(run.history, os.path.join(run.run_dir, "history.png"))
     checkpoint(run, epoch + 1, 0)

@@ -13,12 +13,15 @@ import warnings
 from .cycle_training import cycle_panel, default_cycle_dir, train_cyclegan
 from .devices import is_chief
 from .evaluate import NETWORKS, evaluate_run
-from .generate import draw_grid
+from .generate import GENERATORS, draw_grid
 from .inception2015 import INSTALL, NAME, Unavailable, fid_of_sets
 from .panel import DEFAULTS, check_panel, parse_setting
 from .runs import TrainingDiverged, is_run, load_panel
 from .toy_training import describe_scores, parse_toy_setting, run_toy
 from .training import default_run_dir, train_from_panel
+
+WHICH = ("a run folder's generator: latest (generator.keras), ema (generator_ema.keras: panel key ema), best "
+         "(generator_best.keras: panel key best_every), or auto (default): ema where the run kept one, else latest")
 
 
 def build_parser():
@@ -120,6 +123,7 @@ def add_evaluate(sub):
                    "(default): standard where it is installed")
     e.add_argument("--weights", metavar="PATH", help="keras: an InceptionV3 weights file to use instead of downloading")
     e.add_argument("--seed", type=int, default=0, help="random seed for the images drawn (default 0)")
+    e.add_argument("--generator", default="auto", choices=("auto", *GENERATORS), help=WHICH)
 
 
 def add_fid(sub):
@@ -166,6 +170,7 @@ def add_generate(sub):
     g.add_argument("--n", type=int, default=10, help="grid side: n x n images (default 10)")
     g.add_argument("--out", metavar="FILE.png", help="where to save the grid (default: generated.png beside the model)")
     g.add_argument("--seed", type=int, default=None, help="random seed for the latent points")
+    g.add_argument("--generator", default="auto", choices=("auto", *GENERATORS), help=WHICH)
     g.add_argument("--label", type=int, default=None, metavar="K", help="a conditional GAN (arch cgan, acgan): draw class K "
                    "only (default: one row of n images per class, the same latent point down each column)")
 
@@ -243,14 +248,14 @@ def cmd_toy(args):
 
 
 def cmd_generate(args):
-    out, what, model_path = draw_grid(args.model, args.n, args.out, args.seed, args.label)
+    out, what, model_path = draw_grid(args.model, args.n, args.out, args.seed, args.label, which=args.generator)
     print(f"wrote {out}: {what} from {model_path}")
 
 
 def cmd_evaluate(args):
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     evaluate_run(args.model, metrics, args.n, args.dataset, args.weights or "imagenet", args.seed,
-                 inception=args.inception)
+                 inception=args.inception, which=args.generator)
 
 
 def cmd_fid(args):

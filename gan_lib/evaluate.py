@@ -152,17 +152,19 @@ def _score(metric, real, fake, training, dataset, weights, seed, cache):
     return {"mean": mean, "std": std}
 
 
-def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", seed=0, log=print, inception="auto"):
+def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", seed=0, log=print, inception="auto",
+                 which="auto"):
     """What `python -m gan_lib evaluate` does: score a generator (a run folder or a .keras file) against the real
     images (default: its run's dataset, at the run's size and channels), say what its history.csv shows
     (diagnosis.py), and write metrics.json beside the model. metrics: names from METRICS (default: all of them,
     and conditional_accuracy for a conditional GAN). log: a function given the report's lines, or None.
-    inception: the network FID and KID use (network_of; the report and metrics.json name it).
+    inception: the network FID and KID use (network_of; the report and metrics.json name it). which: the run's
+    generator to score (generate.load_generator: auto, latest, ema, best).
     Returns (scores, skipped, path of metrics.json)."""
     if not 0 <= seed < 2**32:  # before anything is loaded; NumPy's own message names no flag
         raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
     network = network_of(inception, weights)
-    g_model, model_path = load_generator(model)
+    g_model, model_path = load_generator(model, which)
     check_image_generator(g_model, model_path)  # a discriminator, a CycleGAN's G: said before any data is loaded
     folder = os.path.dirname(model_path)
     in_run = is_run(folder)

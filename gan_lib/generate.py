@@ -11,18 +11,30 @@ from .plots import save_grid
 from .runs import is_run, load_panel, run_arch
 
 EMA_FILE = "generator_ema.keras"  # the EMA of G's weights (recipe.EMA), written beside generator.keras
+# which generator of a run folder: the file of each choice (auto: the EMA where the run kept one, else the latest)
+GENERATORS = {"latest": "generator.keras", "ema": EMA_FILE, "best": "generator_best.keras"}
 
 
-def load_generator(path):
-    """A generator .keras file, or a run folder's generator (generator_ema.keras, the EMA of G's weights, where the
-    run kept one: panel key ema; else generator.keras), loaded in Keras safe mode -> (model, its path)."""
+def load_generator(path, which="auto"):
+    """A generator .keras file, or a run folder's generator, loaded in Keras safe mode -> (model, its path).
+
+    which (a run folder): latest (generator.keras), ema (generator_ema.keras, the EMA of G's weights: panel key
+    ema), best (generator_best.keras, the best scored: panel key best_every), or auto: ema where the run kept
+    one, else latest."""
+    if which not in ("auto", *GENERATORS):
+        raise ValueError(f"--generator must be one of auto, {', '.join(GENERATORS)}, got {which!r}")
     if os.path.isdir(path) and run_arch(path) == "cyclegan":
         raise ValueError(f"{path!r} is a CycleGAN run: its generators translate images (generator_ab.keras: A -> B, "
                          "generator_ba.keras: B -> A) rather than draw new ones; load one with "
                          "keras.saving.load_model(path, safe_mode=True), or continue the run with "
                          f"python -m gan_lib cyclegan --resume {path}")
-    if os.path.isdir(path):
-        model_path = os.path.join(path, EMA_FILE)
+    if os.path.isdir(path) and which in ("ema", "best"):
+        model_path = os.path.join(path, GENERATORS[which])
+        if not os.path.exists(model_path):
+            key = {"ema": "ema (e.g. --set ema=0.999)", "best": "best_every (e.g. --set best_every=1000)"}[which]
+            raise ValueError(f"{path!r} holds no {GENERATORS[which]}: the run kept none (panel key {key})")
+    elif os.path.isdir(path):
+        model_path = os.path.join(path, EMA_FILE if which == "auto" else "generator.keras")
         if not os.path.exists(model_path):
             model_path = os.path.join(path, "generator.keras")
         if not os.path.exists(model_path):
@@ -50,7 +62,7 @@ def check_image_generator(g_model, model_path):
     return shape_in[-1]
 
 
-def draw_grid(model, n=10, out=None, seed=None, label=None):
+def draw_grid(model, n=10, out=None, seed=None, label=None, which="auto"):
     """What `python -m gan_lib generate` does: an n x n grid of new images from a generator (a .keras file or a
     run folder), saved as a PNG (default: generated.png beside the model). A conditional generator draws a row of
     n per class (the same latent point down each column), or n x n of class `label`. Returns (path, a few words
@@ -61,7 +73,7 @@ def draw_grid(model, n=10, out=None, seed=None, label=None):
         raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
     if out and not out.lower().endswith((".png", ".jpg", ".jpeg")):
         raise ValueError(f"--out must name a .png or .jpg file, got {out!r}")
-    g_model, model_path = load_generator(model)
+    g_model, model_path = load_generator(model, which)
     k = n_classes_of(g_model)  # a conditional generator: [z, class] -> image
     latent_dim = check_image_generator(g_model, model_path)
     if label is not None and not k:

@@ -61,6 +61,9 @@ DEFAULTS = {
     "spectral_norm": False,  # D's Conv2D and Dense layers in keras.layers.SpectralNormalization (Miyato et al. 2018)
     "ema": 0.0,  # decay of an exponential moving average of G's weights (e.g. 0.999): generator_ema.keras; 0 = off
     "augment": "",  # DiffAugment (Zhao et al. 2020) of real and fake images for D and G: e.g. color,translation,cutout
+    # when to stop (best.py): keep the best generator, scored every best_every batches
+    "best_every": 0,  # score G every N batches (domain_fd where a classifier exists, else KID); 0 = never
+    "best_n": 500,  # images scored each time (and real images to compare with)
     # surviving a disconnect
     "checkpoint_every": 100,  # full training state every N batches (and at each epoch end); 0 = epoch ends only
     "keep_checkpoints": 2,  # how many checkpoints to keep
@@ -118,7 +121,7 @@ MINIMUM = {
     "save_freq": 0, "epochs": 0, "devices": 0, "width": 1, "limit": 0, "image_size": 0, "channels": 0, "seed": 0,
     "label_smoothing": 0.0, "label_noise": 0.0, "d_steps": 1, "g_steps": 1,
     "n_samples": 2, "grid": 1, "eval_every": 0, "checkpoint_every": 0,
-    "keep_checkpoints": 1,
+    "keep_checkpoints": 1, "best_every": 0, "best_n": 2,
 }
 
 

@@ -20,6 +20,7 @@ from . import devices
 from .archs import CYCLEGAN_ELSEWHERE, apply_panel_optimizers, build_placed
 from .backend import set_seed
 from .batches import class_grid, first_input_shape, images_of, join, n_classes_of
+from .best import BestTracker
 from .checkpoint import check_mirror, list_checkpoints, restore_checkpoint
 from .data import (
     generate_fake_samples,
@@ -162,6 +163,7 @@ class Run:
     batch0: int = 0  # ...and batches of the next epoch already done
     fused: FusedStep = None  # the compiled step when panel['fast'], else None (the tutorial loop)
     monitor: Monitor = None  # measures G every panel['eval_every'] batches (None when 0)
+    best: BestTracker = None  # keeps the best generator, scored every panel['best_every'] batches (None when 0)
     hints: set = dataclasses.field(default_factory=set)  # the diagnosis kinds that hold now (printed once each)
     mirrored: bool = True  # whether the last mirror (panel key mirror_dir) succeeded
 
@@ -250,7 +252,8 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None, datas
         rng = np.random.default_rng(panel["seed"])
         # the same faces every epoch; cgan: one latent point per column, drawn in every class's row (class_grid)
         fixed_z = generate_latent_points(panel["latent_dim"], panel["grid"] ** (1 if n_classes_of(models[0]) else 2), rng)
-        return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused, monitor=monitor)
+        best = BestTracker(dataset, panel, run_dir) if panel["best_every"] else None
+        return Run(run_dir, panel, models, rng, fixed_z, [], fused=fused, monitor=monitor, best=best)
     # what each step draws, the grid's fixed latent points, and the arithmetic the run was made with
     check_kept(load_panel(run_dir), panel, RESUME_KEPT, run_dir)
     meta, fixed_z, rows, path = restore_checkpoint(run_dir, models, verbose=verbose, extra=fused.variables if fused else [])
@@ -263,7 +266,8 @@ def start_or_resume(models, panel, run_dir, explicit, verbose, fused=None, datas
         for key, old, new in dict.fromkeys(changed):
             print(f"{key} is now {new:g} (the checkpoint's optimizer had {old:g})")
     history = history_rows(rows)
-    return Run(run_dir, panel, models, rng, fixed_z, history, meta["epoch"], meta["batch"], fused, monitor,
+    best = BestTracker(dataset, panel, run_dir, len(history)) if panel["best_every"] else None
+    return Run(run_dir, panel, models, rng, fixed_z, history, meta["epoch"], meta["batch"], fused, monitor, best,
                set(diagnose(history)))  # what held when the run stopped was said then
 
 
@@ -283,7 +287,8 @@ def train_epoch(run, dataset, epoch, verbose):
             run.fused(len(run.history) + len(run.fused.pending))  # the run's 0-based step
             done = len(run.history) + len(run.fused.pending)
             due = ((j + 1) % read_every == 0 or j + 1 == bat_per_epo or (every and done % every == 0)
-                   or (run.monitor and done % panel["eval_every"] == 0) or (verbose and progress.due(j + 1)))
+                   or (run.monitor and done % panel["eval_every"] == 0) or (run.best and done % panel["best_every"] == 0)
+                   or (verbose and progress.due(j + 1)))
             rows = run.fused.read() if due else []
         for k, row in enumerate(rows):  # batches j + 2 - len(rows) ... j + 1; the bar shows the latest only
             record(run, row, epoch, j + 2 - len(rows) + k, bat_per_epo, lrs, progress if verbose else None,
@@ -291,6 +296,8 @@ def train_epoch(run, dataset, epoch, verbose):
         if rows and run.monitor and len(run.history) % panel["eval_every"] == 0:  # the models are at this step
             run.history[-1].update(run.monitor.measure(g_model, d_model))
             hint(run, epoch, j + 1, progress if verbose else None)
+        if rows and run.best and len(run.history) % panel["best_every"] == 0:
+            keep_best(run, g_model, progress if verbose else None)
         if rows and every and len(run.history) % every == 0 and j + 1 < bat_per_epo:
             checkpoint(run, epoch, j + 1)
     if run.history:
@@ -315,6 +322,16 @@ def record(run, row, epoch, batch, bat_per_epo, lrs, progress, latest=True):
         if run.panel["batchloss"] and batch % run.panel["batchloss"] == 0:
             print(f"{progress.line_break()}>{epoch + 1}, {batch}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
                   f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")
+
+
+def keep_best(run, g_model, progress):
+    """Score G now (the EMA of G where the run keeps one); a new best is written and, unless quiet, said."""
+    ema = run.fused.ema if run.fused is not None else None
+    model = ema.model if ema is not None else g_model
+    value = run.best.check(len(run.history), model)
+    if value is not None and progress is not None:
+        print(f"{progress.line_break()}best so far: {run.best.metric} {value:.4g} at step {len(run.history)} "
+              f"(generator_best.keras)")
 
 
 def hint(run, epoch, batch, progress):

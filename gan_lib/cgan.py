@@ -1,7 +1,7 @@
 """The conditional GAN of Mirza and Osindero (2014): G and D are both told the class.
 
-Built the way the Keras book's conditional version of the CIFAR-10 tutorial builds it,
-from the tutorial's own layers (models.py) plus one small branch for the label:
+Built the way Jason Brownlee's conditional GAN (Machine Learning Mastery, the CIFAR-10 tutorial's site) builds
+it, from the tutorial's own layers (models.py) plus one small branch for the label:
 
 - D: label -> Embedding(n_classes, 50) -> Dense(H * W) -> Reshape (H, W, 1), joined to the
   image as one more channel, (H, W, C + 1); then the tutorial's D: 3x3 convolutions of 64,
@@ -11,7 +11,7 @@ from the tutorial's own layers (models.py) plus one small branch for the label:
   the features' dot product with a learned vector per class. With the label only as an input
   channel, D may learn to ignore it (notebook 12 shows it on the shapes); the projection makes
   D's score depend on how well image and class agree from the first step.
-  projection=False builds the Keras book's D exactly.
+  projection=False builds Brownlee's D exactly.
 - G: latent point -> Dense -> (H/8, W/8, 256) as in the tutorial; label -> Embedding(n_classes,
   50) -> Dense(H/8 * W/8) -> Reshape (H/8, W/8, 1), joined as a 257th map; then the
   tutorial's three 4x4 transposed convolutions of 128 (stride 2) and a 3x3 tanh output.
@@ -35,7 +35,7 @@ from .devices import check_memory
 from .losses import acgan_loss, real_accuracy
 
 SLOPE = 0.2  # LeakyReLU's slope, as in the tutorial
-EMBEDDING = 50  # size of the label's embedding, as in the Keras book's cGAN
+EMBEDDING = 50  # size of the label's embedding, as in Brownlee's cGAN
 
 
 def check_classes(n_classes):
@@ -72,7 +72,7 @@ def define_cgan_discriminator(in_shape=(32, 32, 3), n_classes=10, lr=0.0002, bet
     616,757 parameters for (32, 32, 3) and 10 classes: the tutorial's D (522,497) plus the
     label branch (500 embedding, 52,224 Dense), 576 for the first convolution's fourth
     input channel and the projection's vector per class (10 * 4096). projection=False: the
-    Keras book's D, 575,797, whose score is Dense(1) of the features alone. Compiled with
+    Brownlee's D, 575,797, whose score is Dense(1) of the features alone. Compiled with
     binary cross-entropy and Adam, like the tutorial's.
     """
     check_classes(n_classes)

@@ -86,7 +86,7 @@ OBJECTIVES = ("non_saturating", "saturating")
 ARCH_DEFAULTS = {
     "tutorial": {},
     "dcgan": {"label_smoothing": 0.1, "d_lr": 0.0002, "g_lr": 0.0002, "beta_1": 0.5},
-    "cgan": {},  # the tutorial's settings: the Keras book's cGAN trains with them
+    "cgan": {},  # the tutorial's settings: Brownlee's cGAN trains with them
     "acgan": {},  # the same
     # cyclegan: Zhu et al.'s translation between two image domains (gan_lib/cyclegan.py; `python -m gan_lib cyclegan`,
     # not `train`): Adam 0.0002, beta_1 0.5 (the paper's); width 32 (the paper's 64, scaled down for 32 x 32 and

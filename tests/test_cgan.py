@@ -49,7 +49,7 @@ def test_parameter_counts_and_shapes():
     """The tutorial's models (522,497 and 1,466,115) plus the label branches and one more input map each."""
     d, g = define_cgan_discriminator(), define_cgan_generator()
     assert (d.count_params(), g.count_params()) == (616_757, 1_469_479)
-    book = define_cgan_discriminator(projection=False)  # the Keras book's D: no projection
+    book = define_cgan_discriminator(projection=False)  # Brownlee's D: no projection
     assert book.count_params() - 522_497 == 10 * 50 + 50 * 1024 + 1024 + 3 * 3 * 64  # embedding, Dense, 4th channel
     assert d.count_params() - book.count_params() == 10 * 4096  # the projection: one vector per class
     assert g.count_params() - 1_466_115 == 10 * 50 + 50 * 16 + 16 + 4 * 4 * 128  # embedding, Dense, 257th map

@@ -22,17 +22,7 @@ check_policy turns the text a user writes ("color,translation,cutout", "" for of
 import keras
 from keras import ops
 
-POLICIES = ("color", "translation", "cutout")
-
-
-def check_policy(text):
-    """"color,cutout" -> ("color", "cutout"): the names in POLICIES' order; "" -> (). ValueError on a bad or repeated name."""
-    words = [w.strip() for w in text.split(",")] if text.strip() else []
-    for w in words:
-        if w not in POLICIES or words.count(w) > 1:
-            why = "repeated " if w in POLICIES else ""
-            raise ValueError(f"augment must be a comma-separated list from {', '.join(POLICIES)}, or empty; got {why}{w!r}")
-    return tuple(p for p in POLICIES if p in words)
+from .panel import POLICIES, check_policy  # noqa: F401  (augment.check_policy: what a user writes -> a policy)
 
 
 def per_image(x, low, high, seed):

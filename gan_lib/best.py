@@ -22,8 +22,7 @@ import numpy as np
 from . import inception2015, metrics, modes
 from .batches import images_of, n_classes_of
 from .datasets import DownloadError
-from .evaluate import save_generator
-from .files import write_text
+from .files import atomic_path, write_text
 
 SEED = 20261202  # with the run's seed: the tracker's own latent points and real images, never the run's generator
 FILE, CSV, JSON = "generator_best.keras", "scores.csv", "best.json"
@@ -71,10 +70,18 @@ class BestTracker:
         if self.best is not None and not value < self.best:
             return None
         self.best = value
-        save_generator(g_model, 0, self.run_dir, numbered=False, name=FILE.removesuffix(".keras"))
+        with atomic_path(os.path.join(self.run_dir, FILE)) as tmp:
+            g_model.save(tmp)
         write_text(os.path.join(self.run_dir, JSON), json.dumps(
             {"step": step, "metric": self.metric, "score": value, "model": g_model.name}, indent=2) + "\n")
         return value
+
+    def keep(self, step, g_model, ema, progress):
+        """check() the generator at `step` (ema.model, the EMA of G, where the run keeps one); a new best is said
+        on progress's line unless progress is None (quiet)."""
+        value = self.check(step, ema.model if ema is not None else g_model)
+        if value is not None and progress is not None:
+            print(f"{progress.line_break()}best so far: {self.metric} {value:.4g} at step {step} ({FILE})")
 
     def _read(self):
         path = os.path.join(self.run_dir, CSV)

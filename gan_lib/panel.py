@@ -8,8 +8,6 @@ import difflib
 import json
 import math
 
-from .augment import check_policy
-
 DEFAULTS = {
     # the tutorial's control panel
     "latent_dim": 100,  # size of the generator's input noise
@@ -95,6 +93,20 @@ ARCH_DEFAULTS = {
 }
 ARCHS = tuple(ARCH_DEFAULTS)
 
+# DiffAugment's pieces (augment.py), in the order they are applied: what panel key augment may list
+POLICIES = ("color", "translation", "cutout")
+
+
+def check_policy(text):
+    """"color,cutout" -> ("color", "cutout"): the names in POLICIES' order; "" -> (). ValueError on a bad or repeated name."""
+    words = [w.strip() for w in text.split(",")] if text.strip() else []
+    for w in words:
+        if w not in POLICIES or words.count(w) > 1:
+            why = "repeated " if w in POLICIES else ""
+            raise ValueError(f"augment must be a comma-separated list from {', '.join(POLICIES)}, or empty; got {why}{w!r}")
+    return tuple(p for p in POLICIES if p in words)
+
+
 # The values panel key 'loss' may take (losses.py): the tutorial's binary cross-entropy, or a loss on D's raw scores.
 LOSSES = ("bce", "hinge", "wgan_gp")
 # The named recipes (panel key 'recipe', --recipe): where the caller did not set a key, check_panel takes it from
@@ -146,10 +158,7 @@ def check_panel(panel=None, **overrides):
     if merged["arch"] not in ARCHS:
         raise ValueError(f"panel key 'arch' must be one of {', '.join(ARCHS)}, got {merged['arch']!r}")
     merged.update({k: v for k, v in ARCH_DEFAULTS[merged["arch"]].items() if k not in given})
-    if merged["recipe"] not in RECIPES:
-        raise ValueError(f"panel key 'recipe' must be one of {', '.join(RECIPES)}, got {merged['recipe']!r}")
-    merged.update({k: v for k, v in RECIPES[merged["recipe"]].items() if k not in given})
-    _check_recipe(merged)
+    _check_recipe(merged, given)
     for key, low in MINIMUM.items():
         if merged[key] < low:
             raise ValueError(f"panel key {key!r} must be at least {low}, got {merged[key]!r}")
@@ -188,8 +197,12 @@ def check_panel(panel=None, **overrides):
     return merged
 
 
-def _check_recipe(merged):
-    """The modern recipe's keys: their values, and that what they ask for can run (the fused step, one device)."""
+def _check_recipe(merged, given):
+    """Panel key recipe's defaults where the caller set nothing, then the modern recipe's keys: their values, and
+    that what they ask for can run (the fused step, one device). Changes merged."""
+    if merged["recipe"] not in RECIPES:
+        raise ValueError(f"panel key 'recipe' must be one of {', '.join(RECIPES)}, got {merged['recipe']!r}")
+    merged.update({k: v for k, v in RECIPES[merged["recipe"]].items() if k not in given})
     if merged["loss"] not in LOSSES:
         raise ValueError(f"panel key 'loss' must be one of {', '.join(LOSSES)}, got {merged['loss']!r}")
     for key in ("gp_weight", "r1_gamma"):

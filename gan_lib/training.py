@@ -297,7 +297,7 @@ def train_epoch(run, dataset, epoch, verbose):
             run.history[-1].update(run.monitor.measure(g_model, d_model))
             hint(run, epoch, j + 1, progress if verbose else None)
         if rows and run.best and len(run.history) % panel["best_every"] == 0:
-            keep_best(run, g_model, progress if verbose else None)
+            run.best.keep(len(run.history), g_model, run.fused and run.fused.ema, progress if verbose else None)
         if rows and every and len(run.history) % every == 0 and j + 1 < bat_per_epo:
             checkpoint(run, epoch, j + 1)
     if run.history:
@@ -322,16 +322,6 @@ def record(run, row, epoch, batch, bat_per_epo, lrs, progress, latest=True):
         if run.panel["batchloss"] and batch % run.panel["batchloss"] == 0:
             print(f"{progress.line_break()}>{epoch + 1}, {batch}/{bat_per_epo}, d1={row['d_loss_real']:.3f}, "
                   f"d2={row['d_loss_fake']:.3f}, g={row['g_loss']:.3f}")
-
-
-def keep_best(run, g_model, progress):
-    """Score G now (the EMA of G where the run keeps one); a new best is written and, unless quiet, said."""
-    ema = run.fused.ema if run.fused is not None else None
-    model = ema.model if ema is not None else g_model
-    value = run.best.check(len(run.history), model)
-    if value is not None and progress is not None:
-        print(f"{progress.line_break()}best so far: {run.best.metric} {value:.4g} at step {len(run.history)} "
-              f"(generator_best.keras)")
 
 
 def hint(run, epoch, batch, progress):

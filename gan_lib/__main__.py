@@ -114,7 +114,11 @@ def add_evaluate(sub):
                    "classifier), kid, fid (Inception: see --inception), conditional_accuracy "
                    "(a conditional GAN: the share of its images of the class asked for). Default: all of them "
                    "(conditional_accuracy for a conditional GAN only)")
-    e.add_argument("--n", type=int, default=1000, help="generated (and real) images to score (default 1000)")
+    e.add_argument("--n", type=int, default=1000, help="generated images to score (default 1000); with --inception keras "
+                   "as many real ones too")
+    e.add_argument("--real", type=int, default=10000, metavar="N", help="--inception standard: the real images the "
+                   "generated ones are scored against, a fixed random N of them (default 10000; 0: all, as papers do; "
+                   "their features take ~0.2 s an image on a CPU the first time, then are cached)")
     e.add_argument("--dataset", metavar="NAME_OR_PATH", help="the real images (default: the run's panel.json)")
     e.add_argument("--inception", default="auto", choices=NETWORKS,
                    help="the network fid and kid use: standard, the 2015 TensorFlow Inception papers use (needs torch "
@@ -128,8 +132,9 @@ def add_evaluate(sub):
 
 def add_fid(sub):
     f = sub.add_parser("fid", help="the FID (and KID) between two sets of images, as papers compute it",
-                       description=f"Score two image sets with the {NAME}, as pytorch-fid's and clean-fid's "
-                       "commands do. Needs torch and the network: " + INSTALL + ".")
+                       description=f"Score two image sets with the {NAME}, the way pytorch-fid's and clean-fid's "
+                       "commands are used (folders: each file's centred square at --size). Needs torch and the "
+                       "network: " + INSTALL + ".")
     for side in ("a", "b"):
         f.add_argument(side, metavar=side.upper(), help="a folder of image files, an .npz holding uint8 x (N, H, W, C), "
                        "an .npz of statistics mu and sigma (FID only), or a dataset name (cifar10, mnist, ...); "
@@ -255,7 +260,7 @@ def cmd_generate(args):
 def cmd_evaluate(args):
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     evaluate_run(args.model, metrics, args.n, args.dataset, args.weights or "imagenet", args.seed,
-                 inception=args.inception, which=args.generator)
+                 inception=args.inception, which=args.generator, real_n=args.real)
 
 
 def cmd_fid(args):

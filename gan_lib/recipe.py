@@ -7,7 +7,8 @@ history's D(x), summarize_performance, the tutorial loop all read it as before),
 that last one. With panel key spectral_norm, each Conv2D and Dense is wrapped in keras.layers.SpectralNormalization
 (Miyato et al. 2018), which divides the kernel by its largest singular value (one power iteration per training call).
 
-EMA: a copy of G whose weights follow G's, w_ema <- decay * w_ema + (1 - decay) * w after every G update
+EMA: a copy of G whose weights follow G's, w_ema <- decay * w_ema + (1 - decay) * w after every G update (warmed
+up: EMA's docstring)
 (Yazici et al. 2019; StyleGAN's G_ema). It is not trained; training writes it as generator_ema.keras, and generate
 and evaluate use it when it is there: its images are usually smoother and better than the last G's.
 """
@@ -58,14 +59,22 @@ def scores(d_model, x, training=True):
 
 
 class EMA:
-    """An exponential moving average of G's weights: .model, a copy of G; update() after each G update."""
+    """An exponential moving average of G's weights: .model, a copy of G; update() after each G update.
+
+    The t-th update uses the decay min(decay, (1 + t) / (10 + t)), as TensorFlow's ExponentialMovingAverage does
+    with num_updates: a plain 0.999 would keep 0.999^t of G's random initial weights (77% after 256 steps), so a
+    short run's EMA would draw grey noise; warmed up this way it follows G closely at first and averages later.
+    """
 
     def __init__(self, g_model, decay):
         self.decay, self.source = decay, g_model
         self.model = keras.models.clone_model(g_model)
         self.model.set_weights(g_model.get_weights())  # starts as G
-        self.variables = list(self.model.weights)  # checkpointed with the fused step's state
+        self.count = keras.Variable(0.0, trainable=False, name="ema_updates")  # t, the updates so far
+        self.variables = list(self.model.weights) + [self.count]  # checkpointed with the fused step's state
 
     def update(self):
+        self.count.assign(self.count + 1.0)
+        decay = keras.ops.minimum(self.decay, (1.0 + self.count) / (10.0 + self.count))
         for e, w in zip(self.model.weights, self.source.weights):
-            e.assign(self.decay * e + (1.0 - self.decay) * keras.ops.cast(w, e.dtype))
+            e.assign(decay * e + (1.0 - decay) * keras.ops.cast(w, e.dtype))

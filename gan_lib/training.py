@@ -146,7 +146,7 @@ def check_models(g_model, d_model, dataset, latent_dim):
         )
 
 
-RESUME_KEPT = RUN_KEYS + ("recipe",) + RECIPE_KEYS  # a resume keeps what defines the run (the dataset, the recipe)
+RESUME_KEPT = RUN_KEYS + ("recipe", "gp_weight") + RECIPE_KEYS  # a resume keeps what defines the run (the dataset, the recipe)
 
 
 @dataclasses.dataclass

@@ -91,10 +91,10 @@ def test_features_match_the_reference_implementation():
 @needs_network
 def test_reference_features_are_cached_by_content(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    x = known_images()[:2]
+    x, features = known_images()[:2], inception2015.features
     first = inception2015.reference_features(x)
     cached = os.listdir(tmp_path / "gan_lib" / "inception2015")
-    assert len(cached) == 1 and cached[0].endswith("-2x32x32.npy")
+    assert len(cached) == 1 and cached[0].startswith("v1-") and cached[0].endswith("-2x32x32.npy")
     def again(*args, **kwargs):
         raise RuntimeError("computed again")
 
@@ -102,6 +102,10 @@ def test_reference_features_are_cached_by_content(tmp_path, monkeypatch):
     assert np.array_equal(inception2015.reference_features(x), first)
     with pytest.raises(RuntimeError, match="computed again"):  # other images: another entry
         inception2015.reference_features(x[::-1])
+    monkeypatch.setattr(inception2015, "features", features)
+    path = tmp_path / "gan_lib" / "inception2015" / cached[0]
+    path.write_bytes(b"")  # an empty file (a disk that filled up): computed again, and mended
+    assert np.allclose(inception2015.reference_features(x), first) and np.load(path).shape == (2, 2048)
 
 
 @needs_network
@@ -150,7 +154,7 @@ def test_evaluate_uses_the_standard_network_and_names_it(tmp_path, monkeypatch, 
     assert main(["evaluate", str(tmp_path / "g.keras"), "--dataset", str(tmp_path / "real.npz"), "--metrics", "fid,kid",
                  "--n", "5", "--inception", "standard"]) == 0
     out = capsys.readouterr().out
-    assert "2015 TensorFlow Inception" in out and "5 generated against all 12 real images" in out
+    assert "2015 TensorFlow Inception" in out and "5 generated against 12 of the 12 real images" in out
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["inception"] == inception2015.NAME and saved["scores"]["fid"] > 1 and not saved["not_run"]
     assert seen == [12, 5]  # all the real images (once: cached), then the generator's 5
@@ -158,3 +162,6 @@ def test_evaluate_uses_the_standard_network_and_names_it(tmp_path, monkeypatch, 
                  "--n", "5", "--inception", "standard"]) == 0
     assert seen == [12, 5, 5] and json.loads((tmp_path / "metrics.json").read_text())["scores"]["fid"] == \
         pytest.approx(saved["scores"]["fid"])  # the same images again (seed 0), the real ones from the cache
+    assert main(["evaluate", str(tmp_path / "g.keras"), "--dataset", str(tmp_path / "real.npz"), "--metrics", "fid",
+                 "--n", "5", "--inception", "standard", "--real", "8"]) == 0
+    assert seen == [12, 5, 5, 8, 5] and "5 generated against 8 of the 12 real images" in capsys.readouterr().out

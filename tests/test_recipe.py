@@ -39,7 +39,8 @@ def test_the_recipes_set_their_keys_and_anything_set_wins():
     ({"gp_weight": -1.0}, "'gp_weight' must be 0 or more"),
     ({"augment": "colour", "fast": True}, "got 'colour'"),
     ({"recipe": "best"}, "'recipe' must be one of tutorial, modern"),
-    ({"recipe": "modern", "arch": "cgan"}, "is for arch tutorial or dcgan"),
+    ({"recipe": "modern", "arch": "cgan"}, "recipe 'modern' .its 'loss'. is for arch tutorial or dcgan"),
+    ({"recipe": "modern", "fast": False}, "recipe 'modern' .its 'loss'. needs the fused step .* not --tutorial-loop"),
     ({"recipe": "modern", "devices": 2}, "runs on one device"),
     ({"recipe": "modern", "label_noise": 0.05}, "label_smoothing and label_noise change bce's labels"),
 ])
@@ -127,7 +128,7 @@ def test_each_piece_trains_in_the_fused_step(settings):
     assert not changed(bd, snap(d)) or panel["spectral_norm"], "G's update moved D"
 
 
-def test_the_ema_follows_g_by_its_decay():
+def test_the_ema_follows_g_warmed_up_then_by_its_decay():
     gan_lib.set_seed(1)
     data = gan_lib.load_real_samples("shapes", limit=32)[:, ::2, ::2]
     panel = gan_lib.check_panel(fast=True, n_batch=8, ema=0.9)
@@ -135,13 +136,23 @@ def test_the_ema_follows_g_by_its_decay():
     step = FusedStep(g, d, gan_model, data, panel)
     start = snap(g)
     assert not changed(start, snap(step.ema.model))  # the average starts as G
-    step()
-    step.read()
-    after = snap(g)
-    for e, w0, w1 in zip(snap(step.ema.model), start, after):
-        assert np.allclose(e, 0.9 * w0 + 0.1 * w1, atol=1e-7)
+    averaged = start
+    for t in (1, 2):  # warmed up: decay min(0.9, (1 + t) / (10 + t)), 2/11 then 3/12
+        step()
+        step.read()
+        decay, now = min(0.9, (1 + t) / (10 + t)), snap(g)
+        averaged = [decay * a + (1 - decay) * w for a, w in zip(averaged, now)]
+        for e, want in zip(snap(step.ema.model), averaged):
+            assert np.allclose(e, want, atol=1e-6)
     state = {id(v) for v in step.variables}  # checkpointed with the step's state
-    assert len(step.ema.variables) == len(g.weights) and all(id(v) in state for v in step.ema.variables)
+    assert len(step.ema.variables) == len(g.weights) + 1 and all(id(v) in state for v in step.ema.variables)
+    assert float(step.ema.count) == 2.0
+    late = recipe.EMA(g, 0.999)
+    late.count.assign(100000.0)  # long after the warm-up: the decay asked for
+    before = snap(late.model)
+    g.weights[0].assign(g.weights[0] + 1.0)
+    late.update()
+    assert np.allclose(snap(late.model)[0], 0.999 * before[0] + 0.001 * snap(g)[0], atol=1e-6)
 
 
 def test_train_modern_writes_the_ema_resumes_exactly_and_generate_uses_it(tmp_path, in_process):
@@ -161,5 +172,7 @@ def test_train_modern_writes_the_ema_resumes_exactly_and_generate_uses_it(tmp_pa
     assert ema.output_shape == (None, 32, 32, 3)
     result = in_process("generate", str(tmp_path / "a"), "--n", "2")
     assert result.returncode == 0 and "generator_ema.keras" in result.stdout
-    result = in_process("train", "--resume", str(tmp_path / "b"), "--epochs", "3", "--set", "loss=wgan_gp")
-    assert result.returncode == 1 and "panel key 'loss'" in result.stderr and "resumes with its own" in result.stderr
+    for setting in ("loss=wgan_gp", "gp_weight=5.0", "ema=0.9"):  # what the run was made with stays
+        result = in_process("train", "--resume", str(tmp_path / "b"), "--epochs", "3", "--set", setting)
+        key = setting.split("=")[0]
+        assert result.returncode == 1 and f"panel key {key!r}" in result.stderr and "resumes with its own" in result.stderr

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from . import inception2015, metrics, modes
-from .batches import images_of, n_classes_of
+from .batches import images_of, n_classes_of, scale_batch
 from .datasets import DownloadError
 from .files import atomic_path, write_text
 
@@ -48,10 +48,10 @@ class BestTracker:
     def features(self, images):
         """images (uint8 or float in [-1, 1]) -> the metric's features, (n, d)."""
         if self.metric == "domain_fd":
-            return modes.features(_scaled(images), self.dataset)
+            return modes.features(scale_batch(np.asarray(images)), self.dataset)
         if inception2015.available():
             return inception2015.features(images)
-        return metrics.inception_features(_scaled(images))
+        return metrics.inception_features(scale_batch(np.asarray(images)))
 
     def score(self, g_model):
         """The metric for g_model's images now (lower is better)."""
@@ -93,8 +93,3 @@ class BestTracker:
     def _write(self):
         lines = ["step,metric,score"] + [f"{r['step']},{r['metric']},{r['score']!r}" for r in self.rows]
         write_text(os.path.join(self.run_dir, CSV), "\n".join(lines) + "\n")
-
-
-def _scaled(images):
-    x = np.asarray(images)
-    return x.astype(np.float32) / 127.5 - 1 if x.dtype == np.uint8 else x

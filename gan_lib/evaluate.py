@@ -98,7 +98,7 @@ def evaluate_generator(g_model, real, dataset="shapes", metrics=METRICS, n=1000,
     """Score g_model's images against real images (N, H, W, C) in [-1, 1]; returns (scores, skipped).
 
     FID and KID: on the standard network (inception="standard", or "auto" where it is installed), n generated
-    images against all the real ones, as papers do (their features cached: inception2015.reference_features);
+    images against reference_set's real ones (their features cached: inception2015.reference_features);
     on Keras's InceptionV3 (inception="keras"; weights: "imagenet", a file, or None for random weights), n of each.
     real_n: the standard network's real images, a fixed random subset of at most this many (0: all; papers use all
     of a training set, e.g. CIFAR-10's 50,000: about 1.5 hours on 2 CPU cores the first time, then cached).
@@ -151,7 +151,7 @@ def _score(metric, real, fake, training, dataset, weights, seed, cache):
         return inception.fid_from_features(modes.features(real, dataset), modes.features(fake, dataset))
     if metric == "memorisation":
         return memorisation.memorisation_score(fake, training, dataset=dataset)  # against every training image
-    if "inception" not in cache and cache["network"] == "standard":  # all the real images, as papers score
+    if "inception" not in cache and cache["network"] == "standard":  # up to real_n real images (0: all, as papers)
         cache["inception"] = (inception2015.reference_features(reference_set(training, cache["real_n"]), log=cache["log"]),
                               inception2015.features(fake, log=cache["log"]))
     elif "inception" not in cache:  # 2048-d pool features at 299 x 299: the slow part

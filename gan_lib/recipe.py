@@ -7,10 +7,10 @@ history's D(x), summarize_performance, the tutorial loop all read it as before),
 that last one. With panel key spectral_norm, each Conv2D and Dense is wrapped in keras.layers.SpectralNormalization
 (Miyato et al. 2018), which divides the kernel by its largest singular value (one power iteration per training call).
 
-EMA: a copy of G whose weights follow G's, w_ema <- decay * w_ema + (1 - decay) * w after every G update (warmed
-up: EMA's docstring)
-(Yazici et al. 2019; StyleGAN's G_ema). It is not trained; training writes it as generator_ema.keras, and generate
-and evaluate use it when it is there: its images are usually smoother and better than the last G's.
+EMA: a copy of G whose weights follow G's, w_ema <- decay * w_ema + (1 - decay) * w after every G update, the
+decay warmed up (EMA's docstring) (Yazici et al. 2019; StyleGAN's G_ema). It is not trained; training writes it as
+generator_ema.keras, and generate and evaluate use it when it is there: its images are usually smoother and better
+than the last G's.
 """
 
 import keras

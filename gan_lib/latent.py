@@ -103,3 +103,20 @@ def truncated_latent_points(latent_dim, n_samples, threshold, rng=None):
         z[outside] = rng.standard_normal(int(outside.sum()), dtype=np.float32)
         outside = np.abs(z) > threshold
     return z
+
+
+def slerp(p1, p2, t):
+    """The point a fraction t (0 to 1) of the way along interpolate_points' slerp path from p1 to p2:
+    float32 (latent_dim,). The breeder's mutation (breeder.py) turns a child this way towards a fresh point."""
+    p1, p2 = _as_point(p1, "p1"), _as_point(p2, "p2")
+    if p1.shape != p2.shape:
+        raise ValueError(f"p1 and p2 must have the same shape, got {p1.shape} and {p2.shape}")
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)) or not 0 <= t <= 1:
+        raise ValueError(f"t must be a number from 0 to 1, got {t!r}")
+    r1, r2 = np.linalg.norm(p1), np.linalg.norm(p2)
+    if r1 == 0 or r2 == 0:
+        raise ValueError("slerp needs points away from the origin (a zero vector has no direction)")
+    if t in (0, 1):
+        return (p1 if t == 0 else p2).astype(np.float32)  # the ends exactly
+    u = _slerp_unit(p1 / r1, p2 / r2, np.array([float(t)]))[0]
+    return (((1 - t) * r1 + t * r2) * u).astype(np.float32)

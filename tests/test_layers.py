@@ -23,7 +23,7 @@ LAYERS = [
     ("the seam above the frameworks, and storage", ["devices", "checkpoint", "photos", "plots", "losses", "faces"]),
     ("data, models and the run folder", ["data", "models", "dcgan", "cgan", "runs", "recipe", "augment"]),
     ("architectures, toys, the step, measurements", ["archs", "toy", "fused", "metrics", "modes"]),
-    ("measuring and using a generator", ["memorisation", "diagnosis", "generate", "inception2015"]),
+    ("measuring and using a generator", ["memorisation", "diagnosis", "generate", "inception2015", "breeder"]),
     ("evaluation", ["evaluate", "best"]),
     ("the run loops", ["training", "cycle_training"]),
     ("the toys' runner", ["toy_training"]),

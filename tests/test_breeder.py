@@ -2,6 +2,7 @@
 Jupyter kernel, as notebook 07 uses it."""
 
 import json
+import sys
 import textwrap
 
 import numpy as np
@@ -154,6 +155,7 @@ def test_plot_family_draws_a_row_a_generation():
 
 LIVE = """
 import json
+import sys
 import keras
 import numpy as np
 from gan_lib.breeder import Breeder, breeder_widget
@@ -166,7 +168,7 @@ view.child_buttons[3].click()
 view.mode.value = "mate"
 second = view.breeder.children[1].tolist()
 view.child_buttons[1].click()
-print(json.dumps({"picked": picked, "second": second, "parents": view.breeder.parents.tolist(), "status": view.status.value,
+print(json.dumps({"python": sys.executable, "picked": picked, "second": second, "parents": view.breeder.parents.tolist(), "status": view.status.value,
                   "history": [h[2:] for h in view.breeder.history]}))
 """
 
@@ -186,6 +188,7 @@ def test_the_widget_in_a_live_jupyter_kernel():
         text = "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream" and
                        m["content"]["name"] == "stdout")
         state = json.loads(text.strip().splitlines()[-1])
+        assert state["python"] == sys.executable  # the kernel runs this environment's Python (and its ipywidgets)
         np.testing.assert_array_equal(state["parents"], [state["picked"], state["second"]])
         assert state["history"] == [[3, False], [1, True]]
         assert state["status"].startswith("generation 3: 2 parents, 4 children")

@@ -112,20 +112,20 @@ def test_reference_features_are_cached_by_content(tmp_path, monkeypatch):
 def test_fid_command_scores_folders_npz_files_and_statistics(tmp_path, monkeypatch, capsys):
     from PIL import Image
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    x = make_shapes(6, seed=3)[0]
+    x = make_shapes(3, seed=3)[0]  # few images: the network takes about 0.2 s an image on 2 CPU cores
     np.savez(tmp_path / "a.npz", x=x)
     (tmp_path / "b").mkdir()
     for i, im in enumerate(x):
         Image.fromarray(im).save(tmp_path / "b" / f"{i}.png")
     assert main(["fid", str(tmp_path / "a.npz"), str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
-    assert "6 images and 6 images" in out
+    assert "3 images and 3 images" in out
     assert abs(float(out.split("FID ")[1].split()[0])) < 1e-3  # the same images, lossless PNGs: FID 0
-    mu, sigma = metrics.feature_stats(inception2015.features(make_shapes(6, seed=4)[0]))
+    mu, sigma = metrics.feature_stats(inception2015.features(make_shapes(3, seed=4)[0]))
     np.savez(tmp_path / "stats.npz", mu=mu, sigma=sigma)
     assert main(["fid", str(tmp_path / "b"), str(tmp_path / "stats.npz")]) == 0
     out = capsys.readouterr().out
-    assert "6 images and statistics" in out and "KID" not in out and float(out.split("FID ")[1].split()[0]) > 1
+    assert "3 images and statistics" in out and "KID" not in out and float(out.split("FID ")[1].split()[0]) > 1
     np.savez(tmp_path / "bad.npz", mu=mu[:10], sigma=sigma)
     assert main(["fid", str(tmp_path / "a.npz"), str(tmp_path / "bad.npz")]) == 1
     assert "(2048,) and (2048, 2048)" in capsys.readouterr().err
@@ -147,21 +147,21 @@ def test_evaluate_uses_the_standard_network_and_names_it(tmp_path, monkeypatch, 
     keras.utils.set_random_seed(0)
     g = define_generator(8)
     g.save(tmp_path / "g.keras")
-    real = make_shapes(12, seed=1)[0]
+    real = make_shapes(4, seed=1)[0]  # few images: the network takes about 0.2 s an image on 2 CPU cores
     np.savez(tmp_path / "real.npz", x=real)
     seen, features = [], inception2015.features
     monkeypatch.setattr(inception2015, "features", lambda x, **k: seen.append(len(x)) or features(x, **k))
     assert main(["evaluate", str(tmp_path / "g.keras"), "--dataset", str(tmp_path / "real.npz"), "--metrics", "fid,kid",
-                 "--n", "5", "--inception", "standard"]) == 0
+                 "--n", "3", "--inception", "standard"]) == 0
     out = capsys.readouterr().out
-    assert "2015 TensorFlow Inception" in out and "5 generated against 12 of the 12 real images" in out
+    assert "2015 TensorFlow Inception" in out and "3 generated against 4 of the 4 real images" in out
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["inception"] == inception2015.NAME and saved["scores"]["fid"] > 1 and not saved["not_run"]
-    assert seen == [12, 5]  # all the real images (once: cached), then the generator's 5
+    assert seen == [4, 3]  # all the real images (once: cached), then the generator's 3
     assert main(["evaluate", str(tmp_path / "g.keras"), "--dataset", str(tmp_path / "real.npz"), "--metrics", "fid",
-                 "--n", "5", "--inception", "standard"]) == 0
-    assert seen == [12, 5, 5] and json.loads((tmp_path / "metrics.json").read_text())["scores"]["fid"] == \
+                 "--n", "3", "--inception", "standard"]) == 0
+    assert seen == [4, 3, 3] and json.loads((tmp_path / "metrics.json").read_text())["scores"]["fid"] == \
         pytest.approx(saved["scores"]["fid"])  # the same images again (seed 0), the real ones from the cache
     assert main(["evaluate", str(tmp_path / "g.keras"), "--dataset", str(tmp_path / "real.npz"), "--metrics", "fid",
-                 "--n", "5", "--inception", "standard", "--real", "8"]) == 0
-    assert seen == [12, 5, 5, 8, 5] and "5 generated against 8 of the 12 real images" in capsys.readouterr().out
+                 "--n", "3", "--inception", "standard", "--real", "3"]) == 0
+    assert seen == [4, 3, 3, 3, 3] and "3 generated against 3 of the 4 real images" in capsys.readouterr().out

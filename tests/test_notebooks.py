@@ -332,3 +332,22 @@ def test_the_checkout_check_flags_new_and_changed_files():
         "changed: notebooks/06_training.ipynb", "new:     outputs/06_training-20260101-120000/", "new:     stray.txt"]
     assert checkout_changes(after, before) == [
         "changed: notebooks/06_training.ipynb", "gone:    outputs/06_training-20260101-120000/", "gone:    stray.txt"]
+
+
+def test_diagrams_are_the_files_docs_diagrams_draws():
+    """Every attachment:NAME.png a markdown cell shows is attached there and is docs/diagrams/NAME.png, byte for
+    byte (python docs/diagrams/draw.py draws both); every diagram there is shown somewhere."""
+    import base64
+
+    shown = set()
+    for path in NOTEBOOKS:
+        for cell in cells(path):
+            for name in re.findall(r"attachment:([\w.-]+\.png)", source(cell)):
+                attached = cell.get("attachments", {}).get(name, {}).get("image/png")
+                assert attached, f"{os.path.basename(path)} shows {name} but has no such attachment"
+                with open(os.path.join(ROOT, "docs", "diagrams", name), "rb") as f:
+                    assert base64.b64decode(attached) == f.read(), \
+                        f"{os.path.basename(path)}: {name} differs from docs/diagrams/{name}: python docs/diagrams/draw.py"
+                shown.add(name)
+    drawn = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "docs", "diagrams", "*.png"))}
+    assert drawn and drawn == shown, f"drawn but not shown: {sorted(drawn - shown)}; shown but not drawn: {sorted(shown - drawn)}"

@@ -131,7 +131,9 @@ class BreederWidget:
                 raise ValueError("give a Breeder (breeder=Breeder(latent_dim)) when the generator is a function")
             breeder = Breeder(g_model.input_shape[-1])
         self.breeder, self.scale, self.keep = breeder, scale, keep
-        image = lambda: widgets.Image(format="png")  # noqa: E731
+        def image():
+            return widgets.Image(format="png")
+
         self.parent_images = [image(), image()]
         self.child_images = [image() for _ in range(breeder.n_children)]
         self.child_buttons = [widgets.Button(description=f"child {i}", layout=widgets.Layout(width="auto"))

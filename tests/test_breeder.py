@@ -168,8 +168,8 @@ view.child_buttons[3].click()
 view.mode.value = "mate"
 second = view.breeder.children[1].tolist()
 view.child_buttons[1].click()
-print(json.dumps({"python": sys.executable, "picked": picked, "second": second, "parents": view.breeder.parents.tolist(), "status": view.status.value,
-                  "history": [h[2:] for h in view.breeder.history]}))
+state = {"python": sys.executable, "picked": picked, "second": second, "parents": view.breeder.parents.tolist()}
+print(json.dumps({**state, "status": view.status.value, "history": [h[2:] for h in view.breeder.history]}))
 """
 
 

@@ -140,10 +140,72 @@ def packing():
     return fig
 
 
+def cycles():
+    """CycleGAN: G takes A to B, F takes B to A; each round trip must come back (L1), each side has its D."""
+    fig, ax = plt.subplots(figsize=(9.5, 4.0), dpi=100)
+    ax.set_xlim(-0.5, 19)
+    ax.set_ylim(-0.4, 7.6)
+    ax.axis("off")
+    for y, (start, there, back, gen, other, d, domain) in zip((5.5, 1.6), (
+            ("a", "G(a)", "F(G(a))", "G", "F", "D_B: is G(a) a real B?", "A"),
+            ("b", "F(b)", "G(F(b))", "F", "G", "D_A: is F(b) a real A?", "B"))):
+        box(ax, 0, y, 1.8, f"{start}\n(real {domain})", HOST, h=0.9)
+        arrow(ax, 1.85, y, 4.3, y, gen)
+        box(ax, 4.3, y, 1.9, there, DEVICE, h=0.9)
+        arrow(ax, 6.25, y, 8.7, y, other)
+        box(ax, 8.7, y, 2.1, back, HOST, h=0.9)
+        arrow(ax, 9.75, y - 0.5, 0.9, y - 0.5, colour="#aa3333", rad=-0.18)  # below the boxes, back to the start
+        ax.text(5.25, y - 1.45, f"cycle loss: |{back} - {start}|, weight 10", ha="center", fontsize=7.5,
+                color="#aa3333")
+        arrow(ax, 5.25, y + 0.5, 5.25, y + 1.1)
+        box(ax, 3.65, y + 1.35, 3.2, d, READ, h=0.55)
+    ax.text(11.5, 5.5, "forward cycle: a warm shape made cool,\nthen warm again, must come back", fontsize=8,
+            va="center")
+    ax.text(11.5, 1.6, "backward cycle: the same from B;\nidentity loss: G(b) should stay b (weight 5)", fontsize=8,
+            va="center")
+    return fig
+
+
+def conditioning():
+    """How a conditional D reads the label: as a fourth image channel (concatenation) and, in gan_lib's default,
+    also through a projection term added to its score."""
+    fig, ax = plt.subplots(figsize=(10, 3.0), dpi=100)
+    ax.set_xlim(-0.3, 20.5)
+    ax.set_ylim(-0.6, 5.6)
+    ax.axis("off")
+    ax.text(-0.3, 5.3, "concatenation (Mirza and Osindero; Machine Learning Mastery's cGAN, projection=False)",
+            fontsize=9, weight="bold")
+    box(ax, 0, 4.2, 1.6, "label y", HOST, h=0.8)
+    arrow(ax, 1.65, 4.2, 2.3, 4.2)
+    box(ax, 2.3, 4.2, 3.4, "Embedding + Dense\n-> one 32 x 32 map", DEVICE, h=0.8)
+    box(ax, 0, 2.9, 1.6, "image x", HOST, h=0.8)
+    arrow(ax, 5.75, 4.2, 6.5, 3.6)
+    arrow(ax, 1.65, 2.9, 6.5, 3.4)
+    box(ax, 6.5, 3.5, 2.4, "join: 4 channels\n(R, G, B, label)", "#eeeeee", h=0.8)
+    arrow(ax, 8.95, 3.5, 9.6, 3.5)
+    box(ax, 9.6, 3.5, 3.2, "the tutorial's D\nconvolutions -> phi(x)", DEVICE, h=0.8)
+    arrow(ax, 12.85, 3.5, 13.5, 3.5)
+    box(ax, 13.5, 3.5, 2.6, "Dense: w . phi(x)", DEVICE, h=0.8)
+    arrow(ax, 16.15, 3.5, 16.9, 3.5)
+    box(ax, 16.9, 3.5, 3.3, "sigmoid: P(real, y)", READ, h=0.8)
+    ax.text(-0.3, 1.6, "plus a projection (Miyato and Koyama; gan_lib's --arch cgan)", fontsize=9, weight="bold")
+    box(ax, 0, 0.4, 1.6, "label y", HOST, h=0.8)
+    arrow(ax, 1.65, 0.4, 2.3, 0.4)
+    box(ax, 2.3, 0.4, 3.4, "Embedding: e_y", DEVICE, h=0.8)
+    arrow(ax, 5.75, 0.4, 13.5, 0.4)
+    arrow(ax, 11.2, 3.05, 13.6, 0.85)
+    box(ax, 13.5, 0.4, 2.6, "e_y . phi(x)", DEVICE, h=0.8)
+    arrow(ax, 16.15, 0.4, 17.6, 3.05)
+    ax.text(17.9, 1.5, "added to the score:\nthe label meets\nD's features", fontsize=7.5, va="center")
+    return fig
+
+
 DIAGRAMS = {  # name -> (drawing, notebook)
     "loop_vs_fused": (loop_vs_fused, "08_making_it_fast.ipynb"),
     "dcgan_layers": (dcgan_layers, "10_dcgan_faces_cats_dogs.ipynb"),
     "packing": (packing, "09_measuring_a_gan.ipynb"),
+    "cycles": (cycles, "12_conditional_gans_and_cyclegan.ipynb"),
+    "conditioning": (conditioning, "12_conditional_gans_and_cyclegan.ipynb"),
 }
 
 

@@ -20,7 +20,9 @@ import nbformat
 
 def inject(nb, settings):
     """nb with a cell of settings after the settings cell; the index of that new cell."""
-    at = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "SMOKE = " in c.source)
+    at = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "SMOKE = " in c.source), None)
+    if at is None:
+        sys.exit("no settings cell (a code cell that sets SMOKE = ...) to put the settings after")
     cell = nbformat.v4.new_code_cell("\n".join(settings))
     cell.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(at + 1, cell)
@@ -47,6 +49,7 @@ def main(argv=None):
         sys.exit(f"{args.notebook}: a cell failed, nothing written\n{str(e)[-2000:]}")
     if where is not None:
         del nb.cells[where]
+    nb.metadata["gan_lib"] = {"executed_with": args.set}  # what the committed outputs ran with, beside the notebook's own
     nbformat.write(nb, args.out or args.notebook)
     print(f"wrote {args.out or args.notebook}")
 

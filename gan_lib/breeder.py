@@ -21,6 +21,12 @@ from .latent import slerp
 from .plots import image_grid
 
 
+def frozen(a):
+    """a, read-only: the breeder's parents and children are kept in its history as they were."""
+    a.setflags(write=False)
+    return a
+
+
 def _unit_share(value, name):
     """value as a float in [0, 1]; ValueError naming the control otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 <= value <= 1:
@@ -36,8 +42,9 @@ class Breeder:
     """
 
     def __init__(self, latent_dim, n_children=9, mutation=0.5, crossover=0.5, seed=None, parents=None):
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer (the generator's input size), got {latent_dim!r}")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 2:
+            raise ValueError(f"latent_dim must be an integer of at least 2 (the generator's input size; a 1-D point has "
+                             f"no sphere to turn on), got {latent_dim!r}")
         if isinstance(n_children, bool) or not isinstance(n_children, (int, np.integer)) or not 1 <= n_children <= 64:
             raise ValueError(f"n_children must be an integer from 1 to 64, got {n_children!r}")
         self.latent_dim, self.n_children = int(latent_dim), int(n_children)
@@ -45,18 +52,19 @@ class Breeder:
         self.rng = np.random.default_rng(seed)
         if parents is None:
             parents = self.rng.standard_normal((1, self.latent_dim))
-        parents = np.asarray(parents, dtype=np.float32)
+        parents = np.array(parents, dtype=np.float32)  # a copy: the caller's array stays theirs
         if parents.ndim == 1:
             parents = parents[None]
         if parents.shape not in ((1, self.latent_dim), (2, self.latent_dim)) or not np.isfinite(parents).all():
             raise ValueError(f"parents must be 1 or 2 finite latent points, shape (1 or 2, {self.latent_dim}), "
                              f"got shape {parents.shape}")
-        self.parents = parents
+        self.parents = frozen(parents)
         self.history = []
         self.children = self.breed()
 
     def breed(self):
-        """New children of the current parents (also kept as self.children): float32 (n_children, latent_dim)."""
+        """New children of the current parents (also kept as self.children): float32 (n_children, latent_dim),
+        read-only, like self.parents (history keeps them, and back() must find them as they were)."""
         a = self.parents[0]
         children = np.empty((self.n_children, self.latent_dim), dtype=np.float32)
         for i in range(self.n_children):
@@ -64,17 +72,24 @@ class Breeder:
             if len(self.parents) == 2:  # uniform crossover: each coordinate from b with probability `crossover`
                 base = np.where(self.rng.random(self.latent_dim) < self.crossover, self.parents[1], a)
             children[i] = slerp(base, self.rng.standard_normal(self.latent_dim), self.mutation)  # turn towards fresh
-        self.children = children
-        return children
+        self.children = frozen(children)
+        return self.children
 
     def pick(self, i, mate=False):
-        """Child i becomes the parent (mate=True: the second parent, beside the current first); breeds again."""
+        """Child i becomes the parent (mate=True: the second parent, beside the current first); breeds again.
+        Nothing changes if breeding fails."""
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.n_children:
             raise ValueError(f"pick a child from 0 to {self.n_children - 1}, got {i!r}")
-        self.history.append((self.parents, self.children, int(i), bool(mate)))
+        before = (self.parents, self.children, int(i), bool(mate))
         child = self.children[i]
-        self.parents = np.stack([self.parents[0], child]) if mate else child[None].copy()
-        return self.breed()
+        self.parents = frozen(np.stack([self.parents[0], child]) if mate else child[None].copy())
+        try:
+            self.breed()
+        except BaseException:
+            self.parents, self.children = before[:2]
+            raise
+        self.history.append(before)
+        return self.children
 
     def back(self):
         """Undo the last pick: the parents and children before it, exactly. ValueError at the start."""

@@ -118,5 +118,7 @@ def slerp(p1, p2, t):
         raise ValueError("slerp needs points away from the origin (a zero vector has no direction)")
     if t in (0, 1):
         return (p1 if t == 0 else p2).astype(np.float32)  # the ends exactly
+    if np.dot(p1 / r1, p2 / r2) < -1 + 1e-9:
+        raise ValueError("p1 and p2 point in opposite directions: no single great circle joins them")
     u = _slerp_unit(p1 / r1, p2 / r2, np.array([float(t)]))[0]
     return (((1 - t) * r1 + t * r2) * u).astype(np.float32)

@@ -5,10 +5,11 @@ import json
 import sys
 import textwrap
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from gan_lib import latent
+from gan_lib import breeder, latent
 from gan_lib.breeder import Breeder, breeder_widget, plot_family, to_png
 
 D = 32  # latent_dim of the tests' breeders
@@ -60,6 +61,7 @@ def test_crossover_takes_each_coordinate_from_one_parent():
     from_b = b.children == pb
     assert np.all(from_b | (b.children == pa))  # every coordinate is one parent's
     assert 0.18 < from_b.mean() < 0.32  # a quarter from the second parent
+    assert len({c.tobytes() for c in b.children}) == 20  # each child its own draw of coordinates
 
 
 def test_pick_mate_back_and_lineage():
@@ -74,11 +76,36 @@ def test_pick_mate_back_and_lineage():
     assert [h[2:] for h in b.history] == [(4, False), (2, True)]
     b.back()
     np.testing.assert_array_equal(b.children, second_children)  # exactly the generation before
+    np.testing.assert_array_equal(b.parents, first_children[4][None])
     b.back()
     np.testing.assert_array_equal(b.parents, start)
     np.testing.assert_array_equal(b.children, first_children)
     with pytest.raises(ValueError, match="nothing to undo"):
         b.back()
+
+
+def test_mating_again_keeps_the_first_parent_and_the_kept_arrays_cannot_change():
+    b = Breeder(D, n_children=4, seed=2)
+    b.pick(0)
+    first = b.parents[0].copy()
+    b.pick(1, mate=True)
+    second_generation = b.children.copy()
+    b.pick(3, mate=True)  # two parents already: the picked child replaces the second
+    np.testing.assert_array_equal(b.parents, np.stack([first, second_generation[3]]))
+    with pytest.raises(ValueError, match="read-only"):
+        b.children[0, 0] = 0.0  # what history keeps cannot be changed behind its back
+    mine = np.ones((1, D), np.float32)
+    Breeder(D, parents=mine, seed=0).pick(0)
+    assert (mine == 1).all()  # the caller's parents are copied
+
+
+def test_a_failed_breeding_changes_nothing(monkeypatch):
+    b = Breeder(D, n_children=4, seed=0)
+    parents, children = b.parents, b.children
+    monkeypatch.setattr(b, "breed", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        b.pick(2)
+    assert b.parents is parents and b.children is children and b.history == []
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -92,6 +119,11 @@ def test_pick_mate_back_and_lineage():
 def test_bad_settings_say_what_is_wrong(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Breeder(D, **kwargs)
+
+
+def test_a_one_dimensional_latent_space_is_refused():
+    with pytest.raises(ValueError, match="latent_dim must be an integer of at least 2"):
+        Breeder(1)
 
 
 def test_bad_pick_and_bad_generator():
@@ -111,6 +143,8 @@ def test_slerp_keeps_its_ends_and_its_path():
     np.testing.assert_allclose(latent.slerp(p, q, 0.25), path[1], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="t must be a number from 0 to 1"):
         latent.slerp(p, q, 2)
+    with pytest.raises(ValueError, match="opposite directions"):
+        latent.slerp(p, -2 * p, 0.5)  # no single great circle: not the zero vector
 
 
 def test_widget_callbacks_drive_the_breeder():
@@ -141,6 +175,22 @@ def test_widget_callbacks_drive_the_breeder():
     assert b.history == [] and view.status.value == "nothing to undo: this is the first generation"
 
 
+def test_the_widget_keeps_the_last_picks_and_makes_its_own_breeder_for_a_keras_generator():
+    import keras
+
+    b = Breeder(D, n_children=3, seed=0)
+    view = breeder.BreederWidget(draw, b, keep=2)
+    for _ in range(3):
+        view.child_buttons[0].click()
+    shown = [im.layout.display is None for im in view.lineage_images]
+    assert len(b.lineage()) == 4 and shown == [True, True]  # the last 2 of 4 parents
+    assert view.lineage_images[1].value == to_png(draw(b.lineage()[-1:])[0], 2)
+    g = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4 * 4 * 3, activation="tanh"),
+                          keras.layers.Reshape((4, 4, 3))])
+    own = breeder_widget(g)
+    assert own.breeder.latent_dim == 8 and own.breeder.n_children == 9 and len(own.child_images) == 9
+
+
 def test_plot_family_draws_a_row_a_generation():
     b = Breeder(D, n_children=4, seed=0)
     b.pick(1)
@@ -151,6 +201,7 @@ def test_plot_family_draws_a_row_a_generation():
     assert [len(ax.images) for ax in axes[2]] == [1, 1, 1, 1, 1, 1]  # two parents now
     framed = [[ax.spines["top"].get_visible() for ax in row[2:]] for row in axes]
     assert framed == [[False, True, False, False], [False, False, False, True], [False] * 4]
+    plt.close(fig)
 
 
 LIVE = """

@@ -35,12 +35,12 @@ def loop_vs_fused():
     ax.set_xlim(-1.6, 19.5)
     ax.set_ylim(-0.5, 5.2)
     ax.axis("off")
-    ax.text(-1.6, 4.85, "the tutorial's loop: one iteration is 7 calls; each hands data across and waits for the answer",
+    ax.text(-1.6, 4.85, "the tutorial's loop: one iteration is 7 calls; each returns to Python before the next starts",
             fontsize=9, weight="bold")
-    calls = [("real half\n(NumPy)", HOST, 1.6), ("D.train_on_batch\nreal, label 1", DEVICE, 2.4),
-             ("G.predict\nfake half", DEVICE, 1.8), ("D.train_on_batch\nfake, label 0", DEVICE, 2.4),
-             ("latent points\n(NumPy)", HOST, 1.8), ("gan.train_on_batch\nG through D, label 1", DEVICE, 2.8),
-             ("loss back\nto Python", HOST, 1.6)]
+    calls = [("real half\n(NumPy)", HOST, 1.6), ("G(z)\nfake half", DEVICE, 1.5),
+             ("D's scores\n(history)", DEVICE, 1.7), ("D.train_on_batch\nreal, label 1", DEVICE, 2.6),
+             ("D.train_on_batch\nfake, label 0", DEVICE, 2.6), ("latent points\n(NumPy)", HOST, 1.8),
+             ("gan.train_on_batch\nG through D, label 1", DEVICE, 2.8)]
     x = 0.0
     for text, colour, w in calls:
         box(ax, x, 3.9 if colour == HOST else 2.9, w - 0.15, text, colour)
@@ -96,7 +96,8 @@ def dcgan_layers():
                        ["4 x 4", "8 x 8", "16 x 16", "32 x 32", "64 x 64"], "#f6dcc4"))
     for (x0, s0), (x1, _) in zip(placed, placed[1:]):
         arrow(ax, x0 + s0 + 0.05, 5.2, x1 - 0.05, 5.2)
-    ax.text(15.4, 5.55, "each arrow: a 4x4 transposed\nconvolution, stride 2:\nthe map doubles, the depth halves",
+    ax.text(15.4, 5.55, "each arrow: a 4x4 transposed\nconvolution, stride 2: the map\ndoubles, the depth halves "
+            "(the\nlast layer: 3 colours)",
             fontsize=7.5, va="center")
     ax.text(-0.3, 3.1, "D: an image becomes one probability (LeakyReLU 0.2, BatchNorm on all but the first layer)",
             fontsize=9, weight="bold")
@@ -183,9 +184,9 @@ def conditioning():
     arrow(ax, 1.65, 2.9, 6.5, 3.4)
     box(ax, 6.5, 3.5, 2.4, "join: 4 channels\n(R, G, B, label)", "#eeeeee", h=0.8)
     arrow(ax, 8.95, 3.5, 9.6, 3.5)
-    box(ax, 9.6, 3.5, 3.2, "the tutorial's D\nconvolutions -> phi(x)", DEVICE, h=0.8)
+    box(ax, 9.6, 3.5, 3.2, "the tutorial's D\nconvolutions -> phi(x, y)", DEVICE, h=0.8)
     arrow(ax, 12.85, 3.5, 13.5, 3.5)
-    box(ax, 13.5, 3.5, 2.6, "Dense: w . phi(x)", DEVICE, h=0.8)
+    box(ax, 13.5, 3.5, 2.6, "Dense: w . phi(x, y)", DEVICE, h=0.8)
     arrow(ax, 16.15, 3.5, 16.9, 3.5)
     box(ax, 16.9, 3.5, 3.3, "sigmoid: P(real, y)", READ, h=0.8)
     ax.text(-0.3, 1.6, "plus a projection (Miyato and Koyama; gan_lib's --arch cgan)", fontsize=9, weight="bold")
@@ -194,9 +195,10 @@ def conditioning():
     box(ax, 2.3, 0.4, 3.4, "Embedding: e_y", DEVICE, h=0.8)
     arrow(ax, 5.75, 0.4, 13.5, 0.4)
     arrow(ax, 11.2, 3.05, 13.6, 0.85)
-    box(ax, 13.5, 0.4, 2.6, "e_y . phi(x)", DEVICE, h=0.8)
+    box(ax, 13.5, 0.4, 2.6, "e_y . phi(x, y)", DEVICE, h=0.8)
     arrow(ax, 16.15, 0.4, 17.6, 3.05)
-    ax.text(17.9, 1.5, "added to the score:\nthe label meets\nD's features", fontsize=7.5, va="center")
+    ax.text(17.9, 1.5, "added to the logit,\nbefore the sigmoid:\nthe label meets\nD's features", fontsize=7.5,
+            va="center")
     return fig
 
 
@@ -231,6 +233,10 @@ def attach(notebook, name, data):
 
 
 def main():
+    for name, (_, notebook) in DIAGRAMS.items():  # every target cell exists before anything is written
+        with open(os.path.join(NOTEBOOKS, notebook)) as f:
+            if f"attachment:{name}.png" not in f.read():
+                sys.exit(f"{notebook} has no cell showing attachment:{name}.png: nothing written")
     for name, (draw, notebook) in DIAGRAMS.items():
         data = png(draw())
         with open(os.path.join(HERE, f"{name}.png"), "wb") as f:

@@ -9,6 +9,16 @@ import pytest
 # Notebook kernels inherit this environment: smoke mode (seconds, not hours) and quiet TensorFlow.
 os.environ.setdefault("GAN_LIB_SMOKE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Under pytest-xdist each worker (and every process it starts) gets its share of the cores, not all of them: two
+# workers each running TensorFlow, torch or XLA on every core oversubscribe the machine, and their spinning thread
+# pools then crawl (torch's Inception: 0.6 s an image instead of 0.2 beside another busy worker).
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    _share = str(max(1, len(os.sched_getaffinity(0)) // _workers))  # the cores this process may use, shared
+    for _name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(_name, _share)
+    if _share == "1" and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):  # JAX's CPU client
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
 import gan_lib  # noqa: E402, F401  (before anything imports keras: gan_lib keeps TensorFlow's start-up notices quiet)
 

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -101,3 +102,17 @@ def pytest_sessionfinish(session, exitstatus):
         for line in changes:
             write("  " + line)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# ---------------------------------------------------------------- where CI's minutes go
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """GAN_LIB_TIMELINE=FILE: one line per test, 'worker start end nodeid' (seconds since the epoch), for
+    benchmarks/ci_timeline.py to say how busy each worker was and which scopes took the time."""
+    path = os.environ.get("GAN_LIB_TIMELINE")
+    start = time.time()
+    yield
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {start:.3f} {time.time():.3f} {item.nodeid}\n")

@@ -31,10 +31,11 @@ def save_generator(g_model, epoch, run_dir=".", numbered=True, name="generator")
     """generator.keras (the latest) and, when numbered, generator_model_eNNN.keras (epoch + 1).
 
     Written atomically, serialized once; returns the path of the first file written. name: the latest's file name
-    (generator_ema for the EMA of G, recipe.EMA).
+    (generator_ema for the EMA of G, recipe.EMA, whose numbered files are generator_ema_eNNN.keras).
     """
     latest = os.path.join(run_dir, f"{name}.keras")
-    path = os.path.join(run_dir, f"generator_model_e{epoch + 1:03d}.keras") if numbered else latest
+    stem = "generator_model" if name == "generator" else name
+    path = os.path.join(run_dir, f"{stem}_e{epoch + 1:03d}.keras") if numbered else latest
     with atomic_path(path) as tmp:
         g_model.save(tmp)
     if numbered:

@@ -345,13 +345,14 @@ def end_epoch(run, dataset, epoch, verbose):
         fixed = class_grid(run.fixed_z, k) if k else run.fixed_z
         fixed_fake = keras.ops.convert_to_numpy(g_model(fixed, training=False))
         save_plot(fixed_fake, epoch, n=panel["grid"], run_dir=run.run_dir, rows=k or None)
-    if (epoch + 1) % panel["summarization"] == 0 or epoch + 1 == panel["n_epochs"]:
+    numbered = (epoch + 1) % panel["summarization"] == 0 or epoch + 1 == panel["n_epochs"]
+    if numbered:
         summarize_performance(epoch, g_model, d_model, dataset, panel["latent_dim"], panel["n_samples"],
                               run_dir=run.run_dir, rng=run.rng, plot=False, verbose=verbose)
     else:
         save_generator(g_model, epoch, run.run_dir, numbered=False)  # generator.keras: always the latest epoch
     if run.fused is not None and run.fused.ema is not None:  # the EMA of G's weights: what generate and evaluate use
-        save_generator(run.fused.ema.model, epoch, run.run_dir, numbered=False, name="generator_ema")
+        save_generator(run.fused.ema.model, epoch, run.run_dir, numbered, name="generator_ema")  # + _eNNN
     if run.history:
         plot_history(run.history, os.path.join(run.run_dir, "history.png"))
     checkpoint(run, epoch + 1, 0)

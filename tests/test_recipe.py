@@ -170,6 +170,10 @@ def test_train_modern_writes_the_ema_resumes_exactly_and_generate_uses_it(tmp_pa
         assert a.files == b.files and not bad, f"resumed state differs in {bad}"  # the EMA's weights too
     ema = keras.saving.load_model(tmp_path / "a" / "generator_ema.keras", safe_mode=True)  # loads in safe mode
     assert ema.output_shape == (None, 32, 32, 3)
+    numbered = keras.saving.load_model(tmp_path / "a" / "generator_ema_e002.keras", safe_mode=True)  # epoch 2's EMA
+    assert all(np.array_equal(u, v) for u, v in zip(numbered.get_weights(), ema.get_weights()))
+    first = keras.saving.load_model(tmp_path / "a" / "generator_ema_e001.keras", safe_mode=True)  # epoch 1's: older
+    assert not all(np.array_equal(u, v) for u, v in zip(first.get_weights(), ema.get_weights()))
     result = in_process("generate", str(tmp_path / "a"), "--n", "2")
     assert result.returncode == 0 and "generator_ema.keras" in result.stdout
     for setting in ("loss=wgan_gp", "gp_weight=5.0", "ema=0.9"):  # what the run was made with stays

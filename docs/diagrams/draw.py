@@ -23,6 +23,15 @@ NOTEBOOKS = os.path.join(HERE, "..", "..", "notebooks")
 HOST, DEVICE, READ = "#dbe8f5", "#f6dcc4", "#d8efd6"
 
 
+def canvas(size, xlim, ylim):
+    """A figure of `size` inches at 100 dpi whose one axis spans xlim x ylim in diagram units, drawn without axes."""
+    fig, ax = plt.subplots(figsize=size, dpi=100)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.axis("off")
+    return fig, ax
+
+
 def box(ax, x, y, w, text, colour, h=0.7):
     ax.add_patch(FancyBboxPatch((x, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", fc=colour,
                                 ec="#555555", lw=0.8))
@@ -31,10 +40,7 @@ def box(ax, x, y, w, text, colour, h=0.7):
 
 def loop_vs_fused():
     """One iteration of the tutorial's loop (seven calls, the host waiting on each) against the fused step's one."""
-    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=100)
-    ax.set_xlim(-1.6, 19.5)
-    ax.set_ylim(-0.5, 5.2)
-    ax.axis("off")
+    fig, ax = canvas((10, 3.4), (-1.6, 19.5), (-0.5, 5.2))
     ax.text(-1.6, 4.85, "the tutorial's loop: one iteration is 7 calls; each returns to Python before the next starts",
             fontsize=9, weight="bold")
     calls = [("real half\n(NumPy)", HOST, 1.6), ("G(z)\nfake half", DEVICE, 1.5),
@@ -70,10 +76,7 @@ def arrow(ax, x0, y0, x1, y1, text="", colour="#555555", rad=0.0):
 
 def dcgan_layers():
     """The DCGAN at 64 x 64, width w: G's maps doubling in size and halving in depth, D's the other way round."""
-    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
-    ax.set_xlim(-0.3, 20.3)
-    ax.set_ylim(-0.3, 7.4)
-    ax.axis("off")
+    fig, ax = canvas((10, 3.6), (-0.3, 20.3), (-0.3, 7.4))
 
     def maps(x0, y_mid, sizes, depths, labels, colour):  # squares whose side grows with the map's size
         x = x0
@@ -115,10 +118,7 @@ def dcgan_layers():
 
 def packing():
     """PacGAN: D judges m samples at once, joined along the channels, all real or all fake."""
-    fig, ax = plt.subplots(figsize=(9, 3.0), dpi=100)
-    ax.set_xlim(-0.3, 18)
-    ax.set_ylim(-0.6, 6.2)
-    ax.axis("off")
+    fig, ax = canvas((9, 3.0), (-0.3, 18), (-0.6, 6.2))
     ax.text(-0.3, 5.85, "a plain D judges one sample at a time", fontsize=9, weight="bold")
     box(ax, 0, 4.6, 1.6, "x\n(2,)", DEVICE, h=0.9)
     arrow(ax, 1.65, 4.6, 2.6, 4.6)
@@ -143,10 +143,7 @@ def packing():
 
 def cycles():
     """CycleGAN: G takes A to B, F takes B to A; each round trip must come back (L1), each side has its D."""
-    fig, ax = plt.subplots(figsize=(9.5, 4.0), dpi=100)
-    ax.set_xlim(-0.5, 19)
-    ax.set_ylim(-0.4, 7.6)
-    ax.axis("off")
+    fig, ax = canvas((9.5, 4.0), (-0.5, 19), (-0.4, 7.6))
     for y, (start, there, back, gen, other, d, domain) in zip((5.5, 1.6), (
             ("a", "G(a)", "F(G(a))", "G", "F", "D_B: is G(a) a real B?", "A"),
             ("b", "F(b)", "G(F(b))", "F", "G", "D_A: is F(b) a real A?", "B"))):
@@ -170,10 +167,7 @@ def cycles():
 def conditioning():
     """How a conditional D reads the label: as a fourth image channel (concatenation) and, in gan_lib's default,
     also through a projection term added to its score."""
-    fig, ax = plt.subplots(figsize=(10, 3.0), dpi=100)
-    ax.set_xlim(-0.3, 20.5)
-    ax.set_ylim(-0.6, 5.6)
-    ax.axis("off")
+    fig, ax = canvas((10, 3.0), (-0.3, 20.5), (-0.6, 5.6))
     ax.text(-0.3, 5.3, "concatenation (Mirza and Osindero; Machine Learning Mastery's cGAN, projection=False)",
             fontsize=9, weight="bold")
     box(ax, 0, 4.2, 1.6, "label y", HOST, h=0.8)

@@ -1,0 +1,178 @@
+"""Recipes at equal CPU time: runs train side by side, each on its own core, for the same minutes; then scored.
+
+    python benchmarks/equal_time.py --dataset /tmp/cifar10.npz --out /tmp/equal --minutes 120 \\
+        --run tutorial "--recipe tutorial" --run modern "--recipe modern"
+    python benchmarks/equal_time.py --out /tmp/equal --score --n 2000
+
+Training: every --run NAME "FLAGS" is `python -m gan_lib train --dataset D --seed S FLAGS`, pinned to one
+core (taskset, and one thread for TensorFlow, XLA and OpenMP), all started together, so that each gets the same
+share of the machine; a run is killed when it has trained --minutes. Stopped part way (this script, or the
+machine), start the same command again: each run resumes from its last checkpoint for the rest of its minutes
+(OUT/NAME.budget.json counts them; the minutes since its last checkpoint are trained again, and counted again).
+Each run saves its generator (and its EMA's) at every epoch end; NAME.budget.json records the minute each epoch ended.
+
+--score: each run's numbered generators (the EMA's where the run keeps one, as generate and evaluate do), FID
+and KID on the standard Inception (gan_lib evaluate's, --n generated against --n real), into OUT/scores.csv,
+OUT/curves.png (score against minutes trained, each run's best marked) and OUT/best.json.
+"""
+
+import argparse
+import csv
+import glob
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
+              "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def read_budget(folder):
+    """{'minutes': trained so far, 'epochs': {epoch: minute it ended}} (a new run: nothing yet); kept beside the run
+    folder (FOLDER.budget.json), which gan_lib train makes itself and keeps to its own files."""
+    try:
+        with open(folder + ".budget.json") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {"minutes": 0.0, "epochs": {}}
+
+
+def write_budget(folder, budget):
+    with open(folder + ".budget.json.tmp", "w") as f:
+        json.dump(budget, f, indent=1)
+    os.replace(folder + ".budget.json.tmp", folder + ".budget.json")  # never half-written
+
+
+def epochs_done(folder):
+    """The epochs whose numbered generator is written (every epoch: the runs train with summarization=1)."""
+    return sorted(int(m.group(1)) for f in glob.glob(os.path.join(folder, "generator_model_e*.keras"))
+                  if (m := re.search(r"_e(\d+)\.keras$", f)))
+
+
+def start(args, name, flags, core):
+    """Start (or resume) one run pinned to `core`: its Popen."""
+    folder = os.path.join(args.out, name)
+    if os.path.exists(os.path.join(folder, "panel.json")):
+        cmd = ["--resume", folder]
+    else:
+        cmd = ["--dataset", args.dataset, "--seed", str(args.seed), "--epochs", "1000", "--out", folder,
+               "--set", "summarization=1", *shlex.split(flags)]
+    cores = os.cpu_count() or 1
+    pin = ["taskset", "-c", str(core % cores)] if cores > 1 else []
+    log = open(os.path.join(args.out, f"{name}.log"), "a")
+    return subprocess.Popen([*pin, sys.executable, "-m", "gan_lib", "train", "--quiet", *cmd], cwd=ROOT,
+                            env={**os.environ, **ONE_THREAD}, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def train(args):
+    """Train every run for --minutes, side by side; resumable."""
+    os.makedirs(args.out, exist_ok=True)
+    runs = dict(args.run)
+    with open(os.path.join(args.out, "runs.json"), "w") as f:
+        json.dump({"runs": runs, "minutes": args.minutes, "seed": args.seed, "dataset": args.dataset}, f, indent=1)
+    live = {}
+    for i, (name, flags) in enumerate(runs.items()):
+        folder = os.path.join(args.out, name)
+        if read_budget(folder)["minutes"] < args.minutes:
+            live[name] = start(args, name, flags, i)
+    last = time.monotonic()
+    while live:
+        time.sleep(5)
+        now = time.monotonic()
+        for name, proc in list(live.items()):
+            folder = os.path.join(args.out, name)
+            budget = read_budget(folder)
+            budget["minutes"] += (now - last) / 60
+            for e in epochs_done(folder):
+                budget["epochs"].setdefault(str(e), round(budget["minutes"], 2))
+            write_budget(folder, budget)
+            if budget["minutes"] >= args.minutes or proc.poll() is not None:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)  # what a disconnect does; its checkpoints stay
+                proc.wait()
+                print(f"{name}: {budget['minutes']:.1f} minutes, {len(budget['epochs'])} epochs", flush=True)
+                del live[name]
+        last = now
+
+
+def score(args):
+    """FID and KID of every run's numbered generators: OUT/scores.csv, OUT/curves.png, OUT/best.json."""
+    from gan_lib.evaluate import evaluate_run
+
+    with open(os.path.join(args.out, "runs.json")) as f:
+        setup = json.load(f)
+    rows = []
+    for name in setup["runs"]:
+        folder = os.path.join(args.out, name)
+        budget = read_budget(folder)
+        for e in epochs_done(folder):
+            ema = os.path.join(folder, f"generator_ema_e{e:03d}.keras")
+            model = ema if os.path.exists(ema) else os.path.join(folder, f"generator_model_e{e:03d}.keras")
+            scores, skipped, _ = evaluate_run(model, ["fid", "kid"], n=args.n, real_n=args.n, inception="standard",
+                                              dataset=setup["dataset"], log=None)
+            if skipped:
+                raise SystemExit(f"{model}: {skipped}")
+            rows.append({"run": name, "epoch": e, "minutes": budget["epochs"].get(str(e)), "model":
+                         os.path.basename(model), "fid": scores["fid"], "kid": scores["kid"]["mean"],
+                         "kid_std": scores["kid"]["std"]})
+            print(f"{name} epoch {e}: fid {rows[-1]['fid']:.2f}, kid {rows[-1]['kid']:.4f}", flush=True)
+    with open(os.path.join(args.out, "scores.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    best = {name: min((r for r in rows if r["run"] == name), key=lambda r: r["fid"]) for name in setup["runs"]}
+    with open(os.path.join(args.out, "best.json"), "w") as f:
+        json.dump({"n": args.n, "best": best}, f, indent=1)
+    plot(rows, best, args)
+
+
+def plot(rows, best, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, b in best.items():
+        mine = [r for r in rows if r["run"] == name]
+        for ax, key in zip(axes, ("fid", "kid")):
+            line, = ax.plot([r["minutes"] for r in mine], [r[key] for r in mine], marker=".", label=name)
+            ax.plot([b["minutes"]], [b[key]], "*", ms=12, color=line.get_color())
+    for ax, key in zip(axes, ("FID", "KID")):
+        ax.set_xlabel("minutes trained (one CPU core each)")
+        ax.set_ylabel(f"{key}, {args.n} vs {args.n} (lower is better)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "curves.png"), dpi=100)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--dataset")
+    ap.add_argument("--minutes", type=float, default=120)
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--run", nargs=2, action="append", metavar=("NAME", "FLAGS"), default=[])
+    ap.add_argument("--score", action="store_true", help="score the runs in OUT instead of training")
+    ap.add_argument("--n", type=int, default=2000, help="--score: images per FID and KID (generated and real)")
+    args = ap.parse_args()
+    if args.score:
+        score(args)
+    elif not args.run or not args.dataset:
+        ap.error("training needs --dataset and at least one --run NAME FLAGS (or --score)")
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()

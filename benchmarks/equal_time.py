@@ -68,10 +68,10 @@ def start(args, name, flags, core):
                "--set", "summarization=1", *shlex.split(flags)]
     cores = os.cpu_count() or 1
     pin = ["taskset", "-c", str(core % cores)] if cores > 1 else []
-    log = open(os.path.join(args.out, f"{name}.log"), "a")
-    return subprocess.Popen([*pin, sys.executable, "-m", "gan_lib", "train", "--quiet", *cmd], cwd=ROOT,
-                            env={**os.environ, **ONE_THREAD}, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(os.path.join(args.out, f"{name}.log"), "a") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen([*pin, sys.executable, "-m", "gan_lib", "train", "--quiet", *cmd], cwd=ROOT,
+                                env={**os.environ, **ONE_THREAD}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def train(args):
@@ -96,11 +96,13 @@ def train(args):
             for e in epochs_done(folder):
                 budget["epochs"].setdefault(str(e), round(budget["minutes"], 2))
             write_budget(folder, budget)
-            if budget["minutes"] >= args.minutes or proc.poll() is not None:
-                if proc.poll() is None:
+            ended = proc.poll()  # None while it trains
+            if budget["minutes"] >= args.minutes or ended is not None:
+                if ended is None:
                     os.killpg(proc.pid, signal.SIGKILL)  # what a disconnect does; its checkpoints stay
                 proc.wait()
-                print(f"{name}: {budget['minutes']:.1f} minutes, {len(budget['epochs'])} epochs", flush=True)
+                why = f", but it exited by itself with code {ended}: see {name}.log" if ended else ""
+                print(f"{name}: {budget['minutes']:.1f} minutes, {len(budget['epochs'])} epochs{why}", flush=True)
                 del live[name]
         last = now
 

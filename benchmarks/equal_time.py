@@ -1,4 +1,4 @@
-"""Recipes at equal CPU time: runs train side by side, each on its own core, for the same minutes; then scored.
+"""Recipes at equal CPU time: runs train side by side, each on its own core, for the same CPU minutes; then scored.
 
     python benchmarks/equal_time.py --dataset /tmp/cifar10.npz --out /tmp/equal --minutes 120 \\
         --run tutorial "--recipe tutorial" --run modern "--recipe modern"
@@ -6,14 +6,17 @@
 
 Training: every --run NAME "FLAGS" is `python -m gan_lib train --dataset D --seed S FLAGS`, pinned to one
 core (taskset, and one thread for TensorFlow, XLA and OpenMP), all started together, so that each gets the same
-share of the machine; a run is killed when it has trained --minutes. Stopped part way (this script, or the
+share of the machine; a run is killed when it has used --minutes of CPU time (its process's user and system time,
+so that other work on the machine slows a run without shortening its budget). Stopped part way (this script, or the
 machine), start the same command again: each run resumes from its last checkpoint for the rest of its minutes
 (OUT/NAME.budget.json counts them; the minutes since its last checkpoint are trained again, and counted again).
-Each run saves its generator (and its EMA's) at every epoch end; NAME.budget.json records the minute each epoch ended.
+Each run saves its generator (and its EMA's) at every epoch end; NAME.budget.json records the CPU minute each epoch
+ended.
 
---score: each run's numbered generators (the EMA's where the run keeps one, as generate and evaluate do), FID
-and KID on the standard Inception (gan_lib evaluate's, --n generated against --n real), into OUT/scores.csv,
-OUT/curves.png (score against minutes trained, each run's best marked) and OUT/best.json.
+--score: each run's numbered generators, every --every'th epoch's and the last (those scored before at this --n
+are read from scores.csv, so --score can run while the runs train), the EMA's where the run keeps one (as
+generate and evaluate do): FID and KID on the standard Inception (gan_lib evaluate's, --n generated against --n
+real), into OUT/scores.csv, OUT/curves.png (score against minutes trained, each run's best marked) and OUT/best.json.
 """
 
 import argparse
@@ -27,6 +30,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -58,6 +63,14 @@ def epochs_done(folder):
                   if (m := re.search(r"_e(\d+)\.keras$", f)))
 
 
+def cpu_minutes(pid):
+    """CPU minutes (user + system, all its threads) the live process `pid` has used: /proc/PID/stat's utime and
+    stime, in clock ticks (fields 14 and 15; split after the ')' that ends the command's name)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") / 60
+
+
 def start(args, name, flags, core):
     """Start (or resume) one run pinned to `core`: its Popen."""
     folder = os.path.join(args.out, name)
@@ -85,14 +98,18 @@ def train(args):
         folder = os.path.join(args.out, name)
         if read_budget(folder)["minutes"] < args.minutes:
             live[name] = start(args, name, flags, i)
-    last = time.monotonic()
+    used = dict.fromkeys(live, 0.0)  # each live process's CPU minutes at the last look (a new process: none)
     while live:
         time.sleep(5)
-        now = time.monotonic()
         for name, proc in list(live.items()):
             folder = os.path.join(args.out, name)
             budget = read_budget(folder)
-            budget["minutes"] += (now - last) / 60
+            try:
+                now = cpu_minutes(proc.pid)
+            except (FileNotFoundError, ProcessLookupError):  # it has just exited: its last seconds go uncounted
+                now = used[name]
+            budget["minutes"] += now - used[name]
+            used[name] = now
             for e in epochs_done(folder):
                 budget["epochs"].setdefault(str(e), round(budget["minutes"], 2))
             write_budget(folder, budget)
@@ -104,7 +121,6 @@ def train(args):
                 why = f", but it exited by itself with code {ended}: see {name}.log" if ended else ""
                 print(f"{name}: {budget['minutes']:.1f} minutes, {len(budget['epochs'])} epochs{why}", flush=True)
                 del live[name]
-        last = now
 
 
 def score(args):
@@ -113,11 +129,15 @@ def score(args):
 
     with open(os.path.join(args.out, "runs.json")) as f:
         setup = json.load(f)
-    rows = []
+    rows, before = [], scored(args)
     for name in setup["runs"]:
         folder = os.path.join(args.out, name)
         budget = read_budget(folder)
-        for e in epochs_done(folder):
+        done = epochs_done(folder)
+        for e in [e for e in done if e % args.every == 0 or e == done[-1]]:
+            if (name, e) in before:  # scored by an earlier --score at this --n (while the runs trained, say)
+                rows.append(before[name, e])
+                continue
             ema = os.path.join(folder, f"generator_ema_e{e:03d}.keras")
             model = ema if os.path.exists(ema) else os.path.join(folder, f"generator_model_e{e:03d}.keras")
             scores, skipped, _ = evaluate_run(model, ["fid", "kid"], n=args.n, real_n=args.n, inception="standard",
@@ -125,7 +145,7 @@ def score(args):
             if skipped:
                 raise SystemExit(f"{model}: {skipped}")
             rows.append({"run": name, "epoch": e, "minutes": budget["epochs"].get(str(e)), "model":
-                         os.path.basename(model), "fid": scores["fid"], "kid": scores["kid"]["mean"],
+                         os.path.basename(model), "n": args.n, "fid": scores["fid"], "kid": scores["kid"]["mean"],
                          "kid_std": scores["kid"]["std"]})
             print(f"{name} epoch {e}: fid {rows[-1]['fid']:.2f}, kid {rows[-1]['kid']:.4f}", flush=True)
     with open(os.path.join(args.out, "scores.csv"), "w", newline="") as f:
@@ -136,6 +156,39 @@ def score(args):
     with open(os.path.join(args.out, "best.json"), "w") as f:
         json.dump({"n": args.n, "best": best}, f, indent=1)
     plot(rows, best, args)
+    samples(best, setup, args)
+
+
+def samples(best, setup, args):
+    """OUT/samples.png: 64 images from each run's best generator, the same latent points for every run."""
+    import keras
+    import matplotlib.pyplot as plt
+
+    from gan_lib import image_grid, load_generator
+
+    fig, axes = plt.subplots(1, len(best), figsize=(4.2 * len(best), 4.6), squeeze=False)
+    for ax, (name, b) in zip(axes[0], best.items()):
+        g_model, _ = load_generator(os.path.join(args.out, name, b["model"]))
+        z = np.random.default_rng(0).standard_normal((64, g_model.input_shape[-1])).astype("float32")  # the same for all
+        ax.imshow(image_grid(keras.ops.convert_to_numpy(g_model(z, training=False)), 8))
+        ax.set_title(f"{name} ({setup['runs'][name]})\nepoch {b['epoch']}, {b['minutes']:.0f} CPU min: FID {b['fid']:.1f}",
+                     fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "samples.png"), dpi=100)
+
+
+def scored(args):
+    """{(run, epoch): row} of OUT/scores.csv's rows scored at this --n (none before the first --score)."""
+    try:
+        with open(os.path.join(args.out, "scores.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return {}
+    numbers = ("minutes", "fid", "kid", "kid_std")
+    return {(r["run"], int(r["epoch"])): {**r, "epoch": int(r["epoch"]), "n": int(r["n"]),
+                                          **{k: float(r[k]) if r[k] else None for k in numbers}}
+            for r in rows if int(r.get("n") or 0) == args.n}
 
 
 def plot(rows, best, args):
@@ -151,7 +204,7 @@ def plot(rows, best, args):
             line, = ax.plot([r["minutes"] for r in mine], [r[key] for r in mine], marker=".", label=name)
             ax.plot([b["minutes"]], [b[key]], "*", ms=12, color=line.get_color())
     for ax, key in zip(axes, ("FID", "KID")):
-        ax.set_xlabel("minutes trained (one CPU core each)")
+        ax.set_xlabel("CPU minutes trained (one core each)")
         ax.set_ylabel(f"{key}, {args.n} vs {args.n} (lower is better)")
         ax.legend()
     fig.tight_layout()
@@ -167,6 +220,8 @@ def main():
     ap.add_argument("--run", nargs=2, action="append", metavar=("NAME", "FLAGS"), default=[])
     ap.add_argument("--score", action="store_true", help="score the runs in OUT instead of training")
     ap.add_argument("--n", type=int, default=2000, help="--score: images per FID and KID (generated and real)")
+    ap.add_argument("--every", type=int, default=1, help="--score: every Nth epoch's generator, and the last (the "
+                    "standard Inception takes ~0.2 s an image on 2 CPU cores)")
     args = ap.parse_args()
     if args.score:
         score(args)

@@ -5,6 +5,10 @@ Such a number is marked in the markdown with an HTML comment right after it, inv
 notebook (`<!--out 09-->`: of notebook 09) prints that number, exactly or rounded to as many decimals as the prose
 gives (a prose "2.58" matches a printed "2.5768"); a percentage must match a printed percentage. A re-run that
 changes a printed number therefore fails here until the prose says the new one.
+
+Numbers from a benchmark whose results are committed (docs/equal_time/: the recipes at equal CPU time) are marked
+`<!--in docs/equal_time/best.json-->`, in the notebooks, README.md and docs/*.md alike: the file must hold that
+number, exactly or rounded to the prose's decimals.
 """
 
 import glob
@@ -17,7 +21,9 @@ import pytest
 from conftest import ROOT
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+PAGES = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
 MARKED = re.compile(r"(\d[\d,]*(?:\.\d+)?)(%?)<!--out(?: (\d\d))?-->")
+FROM_FILE = re.compile(r"(\d[\d,]*(?:\.\d+)?)(%?)<!--in ([\w./-]+)-->")
 PRINTED = re.compile(r"(?<![\w.])-?(\d[\d,]*(?:\.\d+)?)(%?)")
 
 
@@ -70,6 +76,40 @@ def problems(path):
                 where = "its outputs" if other is None else f"notebook {other}'s outputs"
                 found.append(f"cell {i}: the prose says {number}{m.group(2)}, which none of {where} prints")
     return found
+
+
+def from_files(text, root=ROOT):
+    """One line per number marked <!--in FILE--> in text that FILE (relative to root) does not hold; a marked
+    percentage is looked for as a plain number (a file holds 0.12 or 12, not 12%)."""
+    found = []
+    for m in FROM_FILE.finditer(text):
+        number, name = m.group(1), m.group(3)
+        path = os.path.join(root, name)
+        if not os.path.isfile(path):
+            found.append(f"{number}{m.group(2)} is marked as from {name}, which does not exist")
+            continue
+        with open(path, encoding="utf-8") as f:
+            held = {(digits, False) for digits, _ in printed_numbers(f.read())}
+        if not agrees(number, False, held):
+            found.append(f"the prose says {number}{m.group(2)}, which {name} does not hold")
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + PAGES, ids=os.path.basename)
+def test_numbers_marked_as_from_a_results_file_are_in_it(path):
+    if path.endswith(".ipynb"):
+        text = "\n".join("".join(c["source"]) for c in cells(path) if c["cell_type"] == "markdown")
+    else:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    assert from_files(text) == []
+
+
+def test_the_results_file_check_fails_when_a_number_changes(tmp_path):
+    (tmp_path / "best.json").write_text('{"fid": 61.234, "kid": 0.0412}')
+    assert from_files("FID 61.2<!--in best.json--> and KID 0.041<!--in best.json-->", str(tmp_path)) == []
+    assert from_files("FID 61.3<!--in best.json-->, 7<!--in gone.json-->", str(tmp_path)) == [
+        "the prose says 61.3, which best.json does not hold", "7 is marked as from gone.json, which does not exist"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)

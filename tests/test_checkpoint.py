@@ -26,14 +26,20 @@ def final_state(run_dir):
         return {k: z[k] for k in z.files}
 
 
-@pytest.fixture(scope="module", params=[["--tutorial-loop"], ["--fast"]], ids=["loop", "fast"])
+# the fused step with every piece of the modern recipe (hinge, spectral norm, the EMA, DiffAugment's draws) and the
+# best generator kept (scored every 2 batches): all of it must resume exactly
+MODERN = ["--recipe", "modern", "--set", "best_every=2", "--set", "best_n=16"]
+
+
+@pytest.fixture(scope="module", params=[["--tutorial-loop"], MODERN], ids=["loop", "modern"])
 def reference(request, tmp_path_factory):
-    """An unbroken tiny run with the tutorial loop, and one with the fused step: (run folder, its arguments)."""
+    """An unbroken tiny run with the tutorial loop, and one of the modern recipe on the fused step: (run folder,
+    its arguments)."""
     args = TINY + request.param
     run_dir = str(tmp_path_factory.mktemp("ref") / "run")
     result = run_cli(*args, "--out", run_dir)
     assert result.returncode == 0, result.stderr
-    assert gan_lib.load_panel(run_dir)["fast"] == ("--fast" in args)  # the step kind this case is about
+    assert gan_lib.load_panel(run_dir)["fast"] == ("--tutorial-loop" not in args)  # the step kind this case is about
     return run_dir, args
 
 
@@ -80,6 +86,12 @@ def test_killed_run_resumes_bit_identical(reference, tmp_path):
         assert same(expected[key], got[key]), f"{key} differs after resume"
     assert gan_lib.read_history(run_dir) == gan_lib.read_history(reference)
     assert not [f for f in os.listdir(run_dir) if f.startswith(".tmp-")]
+    if "modern" in args:  # the best generator's scores too; the EMA and the best generator load in safe mode
+        with open(os.path.join(reference, "scores.csv")) as a, open(os.path.join(run_dir, "scores.csv")) as b:
+            assert a.read() == b.read(), "the best generator's scores differ after resume"
+        for name in ("generator_ema.keras", "generator_best.keras"):
+            g = keras.saving.load_model(os.path.join(run_dir, name), safe_mode=True)
+            assert g.output_shape == (None, 32, 32, 3)
 
 
 def test_a_failed_save_leaves_the_previous_checkpoint(trained_run, tmp_path, monkeypatch):

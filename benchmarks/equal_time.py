@@ -14,7 +14,7 @@ Each run saves its generator (and its EMA's) at every epoch end; NAME.budget.jso
 ended.
 
 --score: each run's numbered generators, every --every'th epoch's and the last (those scored before at this --n
-are read from scores.csv, so --score can run while the runs train), the EMA's where the run keeps one (as
+are read from scores.csv and kept, so --score can run while the runs train), the EMA's where the run keeps one (as
 generate and evaluate do): FID and KID on the standard Inception (gan_lib evaluate's, --n generated against --n
 real), into OUT/scores.csv, OUT/curves.png (score against minutes trained, each run's best marked) and OUT/best.json.
 """
@@ -134,7 +134,7 @@ def score(args):
         folder = os.path.join(args.out, name)
         budget = read_budget(folder)
         done = epochs_done(folder)
-        for e in [e for e in done if e % args.every == 0 or e == done[-1]]:
+        for e in [e for e in done if e % args.every == 0 or e == done[-1] or (name, e) in before]:
             if (name, e) in before:  # scored by an earlier --score at this --n (while the runs trained, say)
                 rows.append(before[name, e])
                 continue
@@ -154,7 +154,7 @@ def score(args):
         writer.writerows(rows)
     best = {name: min((r for r in rows if r["run"] == name), key=lambda r: r["fid"]) for name in setup["runs"]}
     with open(os.path.join(args.out, "best.json"), "w") as f:
-        json.dump({"n": args.n, "best": best}, f, indent=1)
+        json.dump({"n": args.n, "best": best, "runs": trained(setup, args)}, f, indent=1)
     plot(rows, best, args)
     samples(best, setup, args)
 
@@ -176,6 +176,21 @@ def samples(best, setup, args):
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "samples.png"), dpi=100)
+
+
+def trained(setup, args):
+    """{run: its flags, last whole epoch, the CPU minute it ended, the iterations to then and per CPU minute}."""
+    from gan_lib import read_history
+
+    out = {}
+    for name, flags in setup["runs"].items():
+        folder = os.path.join(args.out, name)
+        last, budget = epochs_done(folder)[-1], read_budget(folder)
+        minute = budget["epochs"][str(last)]
+        steps = max(r["step"] for r in read_history(folder) if r["epoch"] == last)
+        out[name] = {"flags": flags, "epochs": last, "cpu_minutes": minute, "iterations": steps,
+                     "iterations_per_cpu_minute": steps / minute, "cpu_minutes_trained": budget["minutes"]}
+    return out
 
 
 def scored(args):

@@ -334,9 +334,14 @@ def test_the_checkout_check_flags_new_and_changed_files():
         "changed: notebooks/06_training.ipynb", "gone:    outputs/06_training-20260101-120000/", "gone:    stray.txt"]
 
 
+# Where a notebook's attached pictures come from: the diagrams docs/diagrams/draw.py draws, and the committed results
+# of benchmarks/equal_time.py (the recipes at equal CPU time), which a notebook cannot compute in seconds.
+PICTURES = ("diagrams", "equal_time")
+
+
 def test_diagrams_are_the_files_docs_diagrams_draws():
-    """Every attachment:NAME.png a markdown cell shows is attached there and is docs/diagrams/NAME.png, byte for
-    byte (python docs/diagrams/draw.py draws both); every diagram there is shown somewhere."""
+    """Every attachment:NAME.png a markdown cell shows is attached there and is docs/diagrams/NAME.png (or a result in
+    docs/equal_time/), byte for byte (python docs/diagrams/draw.py draws both); every diagram is shown somewhere."""
     import base64
 
     shown = set()
@@ -345,9 +350,13 @@ def test_diagrams_are_the_files_docs_diagrams_draws():
             for name in re.findall(r"attachment:([\w.-]+\.png)", source(cell)):
                 attached = cell.get("attachments", {}).get(name, {}).get("image/png")
                 assert attached, f"{os.path.basename(path)} shows {name} but has no such attachment"
-                with open(os.path.join(ROOT, "docs", "diagrams", name), "rb") as f:
+                files = [os.path.join(ROOT, "docs", d, name) for d in PICTURES]
+                file = next((f for f in files if os.path.isfile(f)), None)
+                assert file, f"{os.path.basename(path)} attaches {name}, which is in none of docs/{', docs/'.join(PICTURES)}"
+                with open(file, "rb") as f:
                     assert base64.b64decode(attached) == f.read(), \
-                        f"{os.path.basename(path)}: {name} differs from docs/diagrams/{name}: python docs/diagrams/draw.py"
-                shown.add(name)
+                        f"{os.path.basename(path)}: {name} differs from {os.path.relpath(file, ROOT)}"
+                if file == files[0]:  # a diagram (the results need not all be shown)
+                    shown.add(name)
     drawn = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "docs", "diagrams", "*.png"))}
     assert drawn and drawn == shown, f"drawn but not shown: {sorted(drawn - shown)}; shown but not drawn: {sorted(shown - drawn)}"

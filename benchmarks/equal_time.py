@@ -16,7 +16,8 @@ ended.
 --score: each run's numbered generators, every --every'th epoch's and the last (those scored before at this --n
 are read from scores.csv and kept, so --score can run while the runs train), the EMA's where the run keeps one (as
 generate and evaluate do): FID and KID on the standard Inception (gan_lib evaluate's, --n generated against --n
-real), into OUT/scores.csv, OUT/curves.png (score against minutes trained, each run's best marked) and OUT/best.json.
+real; --raw: also the raw G of a run with an EMA), into OUT/scores.csv, OUT/curves.png (score against minutes
+trained, each run's best marked; --compare DIR adds an earlier OUT's runs) and OUT/best.json.
 """
 
 import argparse
@@ -130,8 +131,8 @@ def score(args):
     with open(os.path.join(args.out, "runs.json")) as f:
         setup = json.load(f)
     rows, before = [], scored(args)
-    for name in setup["runs"]:
-        folder = os.path.join(args.out, name)
+    for name, run in scorings(setup, args):
+        folder = os.path.join(args.out, run)
         budget = read_budget(folder)
         done = epochs_done(folder)
         for e in [e for e in done if e % args.every == 0 or e == done[-1] or (name, e) in before]:
@@ -139,7 +140,8 @@ def score(args):
                 rows.append(before[name, e])
                 continue
             ema = os.path.join(folder, f"generator_ema_e{e:03d}.keras")
-            model = ema if os.path.exists(ema) else os.path.join(folder, f"generator_model_e{e:03d}.keras")
+            raw = os.path.join(folder, f"generator_model_e{e:03d}.keras")
+            model = ema if os.path.exists(ema) and name == run else raw
             scores, skipped, _ = evaluate_run(model, ["fid", "kid"], n=args.n, real_n=args.n, inception="standard",
                                               dataset=setup["dataset"], log=None)
             if skipped:
@@ -152,11 +154,21 @@ def score(args):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    best = {name: min((r for r in rows if r["run"] == name), key=lambda r: r["fid"]) for name in setup["runs"]}
+    best = {name: min((r for r in rows if r["run"] == name), key=lambda r: r["fid"]) for name, _ in scorings(setup, args)}
     with open(os.path.join(args.out, "best.json"), "w") as f:
         json.dump({"n": args.n, "best": best, "runs": trained(setup, args)}, f, indent=1)
-    plot(rows, best, args)
+    plot(*compared(rows, best, args), args)
     samples(best, setup, args)
+
+
+def scorings(setup, args):
+    """[(name in scores.csv, run folder)]: every run (its EMA where it keeps one), and with --raw also the raw G of
+    each run that keeps an EMA, as NAME-raw (does the average help, or only lag behind a G that is still improving?)."""
+    out = [(name, name) for name in setup["runs"]]
+    if args.raw:
+        out += [(f"{name}-raw", name) for name in setup["runs"]
+                if glob.glob(os.path.join(args.out, name, "generator_ema_e*.keras"))]
+    return out
 
 
 def samples(best, setup, args):
@@ -167,12 +179,13 @@ def samples(best, setup, args):
     from gan_lib import image_grid, load_generator
 
     fig, axes = plt.subplots(1, len(best), figsize=(4.2 * len(best), 4.6), squeeze=False)
+    folder = dict(scorings(setup, args))  # {name: its run folder}
     for ax, (name, b) in zip(axes[0], best.items()):
-        g_model, _ = load_generator(os.path.join(args.out, name, b["model"]))
+        g_model, _ = load_generator(os.path.join(args.out, folder[name], b["model"]))
         z = np.random.default_rng(0).standard_normal((64, g_model.input_shape[-1])).astype("float32")  # the same for all
         ax.imshow(image_grid(keras.ops.convert_to_numpy(g_model(z, training=False)), 8))
-        ax.set_title(f"{name} ({setup['runs'][name]})\nepoch {b['epoch']}, {b['minutes']:.0f} CPU min: FID {b['fid']:.1f}",
-                     fontsize=9)
+        flags = setup["runs"][folder[name]]
+        ax.set_title(f"{name} ({flags})\nepoch {b['epoch']}, {b['minutes']:.0f} CPU min: FID {b['fid']:.1f}", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "samples.png"), dpi=100)
@@ -206,6 +219,21 @@ def scored(args):
             for r in rows if int(r.get("n") or 0) == args.n}
 
 
+def compared(rows, best, args):
+    """rows and best with those of --compare DIR's runs added (their scores.csv at this --n, their best.json): the runs
+    of an earlier comparison on the same curves, without their folders."""
+    if not args.compare:
+        return rows, best
+    with open(os.path.join(args.compare, "best.json")) as f:
+        theirs = json.load(f)
+    if theirs["n"] != args.n:
+        raise SystemExit(f"--compare {args.compare} was scored at --n {theirs['n']}, not {args.n}: FIDs at different n differ")
+    with open(os.path.join(args.compare, "scores.csv"), newline="") as f:
+        more = [{**r, "minutes": float(r["minutes"]), "fid": float(r["fid"]), "kid": float(r["kid"])}
+                for r in csv.DictReader(f) if r["run"] not in best]
+    return more + rows, {**{k: v for k, v in theirs["best"].items() if k not in best}, **best}
+
+
 def plot(rows, best, args):
     import matplotlib
 
@@ -235,6 +263,8 @@ def main():
     ap.add_argument("--run", nargs=2, action="append", metavar=("NAME", "FLAGS"), default=[])
     ap.add_argument("--score", action="store_true", help="score the runs in OUT instead of training")
     ap.add_argument("--n", type=int, default=2000, help="--score: images per FID and KID (generated and real)")
+    ap.add_argument("--compare", metavar="DIR", help="--score: also draw the runs of an earlier OUT on curves.png")
+    ap.add_argument("--raw", action="store_true", help="--score: also each EMA run's raw G, as NAME-raw")
     ap.add_argument("--every", type=int, default=1, help="--score: every Nth epoch's generator, and the last (the "
                     "standard Inception takes ~0.2 s an image on 2 CPU cores)")
     args = ap.parse_args()

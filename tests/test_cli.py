@@ -37,14 +37,14 @@ def test_train_writes_a_run(cli_run):
     assert result.stderr.strip() == ""
 
 
-def test_generate_from_the_run_and_from_the_model(cli_run, tmp_path):
+def test_generate_from_the_run_and_from_the_model(cli_run, tmp_path, in_process):
     run_dir, _ = cli_run
-    result = run_cli("generate", run_dir, "--n", "3", "--seed", "1", "--out", str(tmp_path / "a.png"))
+    result = in_process("generate", run_dir, "--n", "3", "--seed", "1", "--out", str(tmp_path / "a.png"))
     assert result.returncode == 0, result.stderr
     a = np.asarray(Image.open(tmp_path / "a.png"))
     assert a.shape == (3 * 32 * 2, 3 * 32 * 2, 3) and a.std() > 0
-    result = run_cli("generate", os.path.join(run_dir, "generator.keras"), "--n", "3", "--seed", "1",
-                     "--out", str(tmp_path / "b.png"))
+    result = in_process("generate", os.path.join(run_dir, "generator.keras"), "--n", "3", "--seed", "1",
+                        "--out", str(tmp_path / "b.png"))
     assert result.returncode == 0, result.stderr
     assert np.array_equal(a, np.asarray(Image.open(tmp_path / "b.png")))  # same seed, same images
 
@@ -167,12 +167,12 @@ def test_corrupt_model_file(tmp_path, in_process):
     assert_one_line_error(in_process("generate", str(tmp_path / "nothing")), "neither a run folder")
 
 
-def test_resume_trains_on(cli_run, tmp_path):
+def test_resume_trains_on(cli_run, tmp_path, in_process):
     import shutil
 
     run_dir = str(tmp_path / "run")
     shutil.copytree(cli_run[0], run_dir)
-    result = run_cli("train", "--resume", run_dir, "--epochs", "2", "--quiet")
+    result = in_process("train", "--resume", run_dir, "--epochs", "2", "--quiet")
     assert result.returncode == 0, result.stderr
     assert os.path.exists(os.path.join(run_dir, "generated_plot_e002.png"))
     assert len(open(os.path.join(run_dir, "history.csv")).read().splitlines()) == 1 + 4

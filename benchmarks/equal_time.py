@@ -178,14 +178,14 @@ def samples(best, setup, args):
 
     from gan_lib import image_grid, load_generator
 
-    fig, axes = plt.subplots(1, len(best), figsize=(4.2 * len(best), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(best), figsize=(4.2 * len(best), 4.8), squeeze=False)
     folder = dict(scorings(setup, args))  # {name: its run folder}
     for ax, (name, b) in zip(axes[0], best.items()):
         g_model, _ = load_generator(os.path.join(args.out, folder[name], b["model"]))
         z = np.random.default_rng(0).standard_normal((64, g_model.input_shape[-1])).astype("float32")  # the same for all
         ax.imshow(image_grid(keras.ops.convert_to_numpy(g_model(z, training=False)), 8))
         flags = setup["runs"][folder[name]]
-        ax.set_title(f"{name} ({flags})\nepoch {b['epoch']}, {b['minutes']:.0f} CPU min: FID {b['fid']:.1f}", fontsize=9)
+        ax.set_title(f"{name}\n{flags}\nepoch {b['epoch']}, {b['minutes']:.0f} CPU min: FID {b['fid']:.1f}", fontsize=8)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "samples.png"), dpi=100)

@@ -130,6 +130,7 @@ def score(args):
 
     with open(os.path.join(args.out, "runs.json")) as f:
         setup = json.load(f)
+    compared([], {}, args)  # a bad --compare DIR fails now, not after the scoring's minutes
     rows, before = [], scored(args)
     for name, run in scorings(setup, args):
         folder = os.path.join(args.out, run)
@@ -224,6 +225,8 @@ def compared(rows, best, args):
     of an earlier comparison on the same curves, without their folders."""
     if not args.compare:
         return rows, best
+    if not all(os.path.isfile(os.path.join(args.compare, f)) for f in ("best.json", "scores.csv")):
+        raise SystemExit(f"--compare {args.compare}: not an equal_time.py OUT folder (needs best.json and scores.csv)")
     with open(os.path.join(args.compare, "best.json")) as f:
         theirs = json.load(f)
     if theirs["n"] != args.n:

@@ -130,9 +130,10 @@ def score(args):
 
     with open(os.path.join(args.out, "runs.json")) as f:
         setup = json.load(f)
-    compared([], {}, args)  # a bad --compare DIR fails now, not after the scoring's minutes
+    earlier = read_compare(args)  # a bad --compare DIR fails now, not after the scoring's minutes
+    names = scorings(setup, args)
     rows, before = [], scored(args)
-    for name, run in scorings(setup, args):
+    for name, run in names:
         folder = os.path.join(args.out, run)
         budget = read_budget(folder)
         done = epochs_done(folder)
@@ -155,11 +156,13 @@ def score(args):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    best = {name: min((r for r in rows if r["run"] == name), key=lambda r: r["fid"]) for name, _ in scorings(setup, args)}
+    best = {name: min((r for r in rows if r["run"] == name), key=lambda r: r["fid"]) for name, _ in names}
     with open(os.path.join(args.out, "best.json"), "w") as f:
         json.dump({"n": args.n, "best": best, "runs": trained(setup, args)}, f, indent=1)
-    plot(*compared(rows, best, args), args)
-    samples(best, setup, args)
+    more_rows, more_best = earlier  # an earlier comparison's runs, where this one has no run of that name
+    plot([r for r in more_rows if r["run"] not in best] + rows,
+         {**{k: v for k, v in more_best.items() if k not in best}, **best}, args)
+    samples(best, setup, dict(names), args)
 
 
 def scorings(setup, args):
@@ -172,15 +175,15 @@ def scorings(setup, args):
     return out
 
 
-def samples(best, setup, args):
-    """OUT/samples.png: 64 images from each run's best generator, the same latent points for every run."""
+def samples(best, setup, folder, args):
+    """OUT/samples.png: 64 images from each run's best generator (folder: {name: its run folder}), the same latent
+    points for every run."""
     import keras
     import matplotlib.pyplot as plt
 
     from gan_lib import image_grid, load_generator
 
     fig, axes = plt.subplots(1, len(best), figsize=(4.2 * len(best), 4.8), squeeze=False)
-    folder = dict(scorings(setup, args))  # {name: its run folder}
     for ax, (name, b) in zip(axes[0], best.items()):
         g_model, _ = load_generator(os.path.join(args.out, folder[name], b["model"]))
         z = np.random.default_rng(0).standard_normal((64, g_model.input_shape[-1])).astype("float32")  # the same for all
@@ -220,11 +223,11 @@ def scored(args):
             for r in rows if int(r.get("n") or 0) == args.n}
 
 
-def compared(rows, best, args):
-    """rows and best with those of --compare DIR's runs added (their scores.csv at this --n, their best.json): the runs
-    of an earlier comparison on the same curves, without their folders."""
+def read_compare(args):
+    """(rows, best) of --compare DIR (its scores.csv, its best.json, scored at this --n): an earlier comparison's runs,
+    drawn on the same curves without their folders; ([], {}) without --compare."""
     if not args.compare:
-        return rows, best
+        return [], {}
     if not all(os.path.isfile(os.path.join(args.compare, f)) for f in ("best.json", "scores.csv")):
         raise SystemExit(f"--compare {args.compare}: not an equal_time.py OUT folder (needs best.json and scores.csv)")
     with open(os.path.join(args.compare, "best.json")) as f:
@@ -233,8 +236,8 @@ def compared(rows, best, args):
         raise SystemExit(f"--compare {args.compare} was scored at --n {theirs['n']}, not {args.n}: FIDs at different n differ")
     with open(os.path.join(args.compare, "scores.csv"), newline="") as f:
         more = [{**r, "minutes": float(r["minutes"]), "fid": float(r["fid"]), "kid": float(r["kid"])}
-                for r in csv.DictReader(f) if r["run"] not in best]
-    return more + rows, {**{k: v for k, v in theirs["best"].items() if k not in best}, **best}
+                for r in csv.DictReader(f)]
+    return more, theirs["best"]
 
 
 def plot(rows, best, args):

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tokenize
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -360,3 +361,68 @@ def test_diagrams_are_the_files_docs_diagrams_draws():
                     shown.add(name)
     drawn = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "docs", "diagrams", "*.png"))}
     assert drawn and drawn == shown, f"drawn but not shown: {sorted(drawn - shown)}; shown but not drawn: {sorted(shown - drawn)}"
+
+
+# ---------------------------------------------------------------- size: a notebook a reader can open and scroll
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_a_notebook_is_at_most_1_mb_and_40_code_cells(path):
+    code = sum(c["cell_type"] == "code" for c in cells(path))
+    size = os.path.getsize(path)
+    assert size <= 1_000_000, (f"{os.path.basename(path)} is {size / 1e6:.2f} MB: store its pictures smaller "
+                               "(benchmarks/execute.py NB --shrink-only) or show fewer")
+    assert code <= 40, f"{os.path.basename(path)} has {code} code cells: split it or trim it"
+
+
+def picture_output(pixels):
+    """A display_data output holding `pixels` (uint8 (H, W, 3 or 4)) as a PNG, as matplotlib's inline back end makes."""
+    import base64
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, "PNG")
+    return {"output_type": "display_data", "metadata": {"image/png": {"width": 300}},
+            "data": {"image/png": base64.b64encode(png.getvalue()).decode("ascii"), "text/plain": ["<Figure>"]}}
+
+
+def decoded(output):
+    import base64
+
+    from PIL import Image
+
+    (kind,) = [k for k in output["data"] if k.startswith("image/")]
+    return kind, np.asarray(Image.open(io.BytesIO(base64.b64decode(output["data"][kind]))).convert("RGB")).astype(int)
+
+
+def test_pictures_are_stored_smaller_and_still_show_what_they_showed():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from execute import smaller_images
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    # samples: 50 x 50 random colours, enlarged smoothly (many colours, no sharp noise, as a grid of G's images is)
+    smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).resize((400, 400),
+                                                                                                    Image.BILINEAR))
+    plot = np.full((600, 1000, 3), 255, np.uint8)  # a plot: white, 16 lines in four colours
+    for colour in [(31, 119, 180), (255, 127, 14), (44, 160, 44), (0, 0, 0)]:
+        for _ in range(4):
+            rows = np.clip(300 + np.cumsum(rng.normal(0, 6, 1000)), 0, 598).astype(int)
+            plot[rows, np.arange(1000)] = plot[rows + 1, np.arange(1000)] = colour
+    seen = np.concatenate([smooth, np.full((400, 400, 1), 128, np.uint8)], axis=2)  # transparent: left as it is
+    outputs = [picture_output(smooth), picture_output(plot), picture_output(smooth[:50, :50]), picture_output(seen),
+               {"output_type": "stream", "name": "stdout", "text": ["printed\n"]}]
+    before = json.loads(json.dumps(outputs))
+    nb = {"cells": [{"cell_type": "code", "source": [], "outputs": outputs}]}
+    assert smaller_images(nb) > 0
+    after = nb["cells"][0]["outputs"]
+    kind, pixels = decoded(after[0])
+    assert kind == "image/jpeg" and list(after[0]["data"]) == ["image/jpeg", "text/plain"]  # in the PNG's place
+    assert after[0]["metadata"] == {"image/jpeg": {"width": 300}}
+    assert np.abs(pixels - smooth).mean() < 3 and len(after[0]["data"]["image/jpeg"]) < 0.7 * len(
+        before[0]["data"]["image/png"])
+    kind, pixels = decoded(after[1])
+    assert kind == "image/png" and np.array_equal(pixels, plot)  # five colours: a palette keeps them exactly
+    assert len(after[1]["data"]["image/png"]) < 0.7 * len(before[1]["data"]["image/png"])
+    assert after[2:] == before[2:]  # small, transparent, and text outputs are as they were

@@ -34,6 +34,7 @@ EVAL_SEED = 20261124  # with the run's seed: the measurements' own latent points
 
 # "for a while": how many batches a sign must hold
 SATURATED_BATCHES = 50  # D's accuracy on both halves >= 95% and D(G(z)) <= 0.05 over this many batches
+STRONG_GRADIENT = 1.0  # a stuck G whose gradient norm is at least this is not starved of a signal (stuck())
 SWING_BLOCKS, SWING_BATCHES = 8, 50  # oscillation: g_loss averaged over 8 blocks of 50 batches
 
 
@@ -217,13 +218,20 @@ def stuck(history):
     if len(div) < 2 or len(history) < SATURATED_BATCHES or not (div[-2:] < 0.05).all():
         return None
     d_g_z = float(np.mean(_column(history[-SATURATED_BATCHES:], "d_g_z")))
-    if d_g_z < 0.01:
-        return (f"G is stuck: it draws nearly one image (diversity {div[-1]:.2f}) and D rejects it with certainty "
-                f"(D(G(z)) {d_g_z:.4f}), usually because G's tanh output saturated (most pixels -1 or 1; data that "
-                "is mostly background, such as MNIST, pushes it there) and almost no gradient reaches G. It may stay "
-                "so (some runs come back within a few hundred batches): if the next measurements say the same, start "
-                "again with label_smoothing=0.1 or lower learning rates")
-    return None
+    if d_g_z >= 0.01:
+        return None
+    line = (f"G is stuck: it draws nearly one image (diversity {div[-1]:.2f}) and D rejects it with certainty "
+            f"(D(G(z)) {d_g_z:.4f})")
+    _, norm = _measured(history, "g_grad_norm")
+    # Stuck runs measured here had G's gradient norm at 0.002 (MNIST) to 0.05 (CIFAR-10), healthy ones 1 to 10, and
+    # notebook 09's G at a learning rate of 1e-6 58 to 91: told loudly what is wrong, and not moving.
+    if len(norm) and norm[-1] >= STRONG_GRADIENT:
+        return (f"{line}, yet G still gets a strong gradient (norm {norm[-1]:.3g}): its steps are too small to act on "
+                "it; check that g_lr is not far below d_lr")
+    return (f"{line}, usually because G's tanh output saturated (most pixels -1 or 1; data that is mostly background, "
+            "such as MNIST, pushes it there) and almost no gradient reaches G. It may stay so (some runs come back "
+            "within a few hundred batches): if the next measurements say the same, start again with "
+            "label_smoothing=0.1 or lower learning rates")
 
 
 CHECKS = {"d_saturated": d_saturated, "collapsing": collapsing, "vanishing": vanishing, "oscillating": oscillating,

@@ -166,6 +166,10 @@ def test_stuck_on_one_image_that_d_always_rejects():
     assert set(found([0.06, 0.06])) == {"d_saturated"}  # some variety left: D winning, not stuck
     assert set(found([0.01, 0.01], d_g_z=0.02, acc_fake=0.9)) == set()  # one image, but D is not sure of it yet
     assert set(found([0.3, 0.01])) == {"d_saturated"}  # one low reading only
+    # G's learning rate far too low (notebook 09's 1e-6): stuck, but its gradient grows; the hint must not call it
+    # starved or advise lower learning rates
+    small_steps = found([0.02, 0.02], norm=(58.0, 91.0))["stuck"]
+    assert "strong gradient (norm 91" in small_steps and "g_lr" in small_steps and "lower learning" not in small_steps
 
 
 def test_a_stuck_run_that_comes_back_is_no_longer_called_stuck():

@@ -212,7 +212,7 @@ def stuck(history):
     """G draws nearly one image at the last two measurements while D rejects its images with certainty.
 
     Not a death sentence: the tutorial's recipe on CIFAR-10 (seed 3, one thread, 2026-12-04) was stuck at steps 200
-    and 300 (diversity 0.01, 0.004) and as varied as the data by step 500 (0.92); others stay stuck. So the hint says
+    and 300 (diversity 0.011, 0.005) and as varied as the data by step 500 (0.92); others stay stuck. So the hint says
     what to watch, and it goes once the variety comes back (the last two measurements decide)."""
     _, div = _measured(history, "diversity")
     if len(div) < 2 or len(history) < SATURATED_BATCHES or not (div[-2:] < 0.05).all():

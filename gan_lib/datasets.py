@@ -89,6 +89,16 @@ def keras_home():
     return os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
 
 
+def cache_name(path):
+    """path as a message shows it: under the Keras cache, as $KERAS_HOME/... (where that is set) or ~/.keras/..., so a
+    saved output names the setting, not this machine's folder; any other path as it is."""
+    home = keras_home()
+    if os.path.commonpath([os.path.abspath(path), os.path.abspath(home)]) != os.path.abspath(home):
+        return path
+    shown = "$KERAS_HOME" if "KERAS_HOME" in os.environ else "~/.keras"
+    return os.path.join(shown, os.path.relpath(path, home))
+
+
 def _keras_cache():
     return os.path.join(keras_home(), "datasets")
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .data import load_images
-from .datasets import check_images, keras_home
+from .datasets import cache_name, check_images, keras_home
 from .metrics import feature_stats, frechet_distance, kid
 from .photos import image_files, is_folder, read_image_folder
 
@@ -165,7 +165,7 @@ def reference_features(images, log=None):
         except (OSError, ValueError, EOFError):
             pass  # damaged (an empty or cut file): computed again below
     if log:
-        log(f"  Inception 2015 features of {len(x)} real images (once; cached in {folder})")
+        log(f"  Inception 2015 features of {len(x)} real images (once; cached in {cache_name(folder)})")
     f = features(x, log=log)
     try:
         os.makedirs(folder, exist_ok=True)

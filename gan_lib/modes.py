@@ -18,7 +18,7 @@ import warnings
 import keras
 import numpy as np
 
-from .datasets import DownloadError, check_images, keras_home, labelled_arrays, make_shapes, scale_images
+from .datasets import DownloadError, cache_name, check_images, keras_home, labelled_arrays, make_shapes, scale_images
 from .files import atomic_path
 
 RECIPE = "v1"  # part of the cache file's name: change it when the recipe below changes, so old files are not used
@@ -70,7 +70,7 @@ def classifier(dataset="shapes", cache_dir=None, seed=0, verbose=True):
         try:
             with atomic_path(path) as tmp:
                 model.save(tmp)
-            where = f"cached in {path}"
+            where = f"cached in {cache_name(path)}"
         except OSError as e:  # an unwritable KERAS_HOME: the model still serves this process
             where = "not cached"
             _UNCACHED[path] = model  # the next call in this process (evaluate's next metric) reuses it

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .datasets import CATS_DOGS, check_images, keras_home
+from .datasets import CATS_DOGS, cache_name, check_images, keras_home
 from .files import atomic_path
 from .panel import RESIZES
 
@@ -316,4 +316,4 @@ def _write_cache(npy, meta, x, listing, tried, skipped):
         warnings.warn(f"could not cache the decoded images in {npy} ({e.strerror or e}); the next load decodes "
                       "them again", stacklevel=3)
         return ""
-    return f"; cached in {npy}"
+    return f"; cached in {cache_name(npy)}"

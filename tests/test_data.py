@@ -214,3 +214,16 @@ def test_shapes_limit_keeps_the_first_n_of_the_same_set():
     assert len(full) == 10000
     for n in (1, 37, 512):
         assert np.array_equal(gan_lib.load_real_samples("shapes", limit=n), full[:n])
+
+
+def test_cache_paths_are_shown_by_the_setting_not_this_machines_folder(tmp_path, monkeypatch):
+    """Saved outputs (notebooks, logs) name $KERAS_HOME or ~/.keras, not a machine's folder; other paths stay as given."""
+    from gan_lib.datasets import cache_name
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    inside = str(tmp_path / "keras" / "gan_lib" / "classifier_shapes_v1_seed0.keras")
+    assert cache_name(inside) == os.path.join("$KERAS_HOME", "gan_lib", "classifier_shapes_v1_seed0.keras")
+    assert cache_name(str(tmp_path / "kerasx" / "a.npy")) == str(tmp_path / "kerasx" / "a.npy")  # a prefix, not inside
+    monkeypatch.delenv("KERAS_HOME")
+    home = os.path.join(os.path.expanduser("~"), ".keras", "gan_lib", "inception2015")
+    assert cache_name(home) == os.path.join("~/.keras", "gan_lib", "inception2015")

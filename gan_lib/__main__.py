@@ -270,7 +270,9 @@ def cmd_fid(args):
     sizes = " and ".join(f"{n} images" if n else "statistics" for n in got["n"])
     print(f"FID {got['fid']:.4f}  ({NAME}; {sizes})")
     if got["kid"] is not None:
-        print(f"KID {got['kid'][0]:.5f} +- {got['kid'][1]:.5f}")
+        mean, std = got["kid"]
+        print(f"KID {mean:.5f} " + (f"+- {std:.5f}" if std is not None else
+                                   "(one score: KID's subsets are 1,000 images, and at this size each is all of both sets: no spread)"))
 
 
 # What to lower when a command runs out of memory: its own flags

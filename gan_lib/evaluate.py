@@ -223,7 +223,8 @@ def evaluate_run(model, metrics=None, n=1000, dataset=None, weights="imagenet", 
 def shown(value):
     """A metric's value as evaluate prints it: numbers to 4 significant digits, per-class shares to 2 decimals."""
     if isinstance(value, dict):
-        return ", ".join(f"{k} {shown(v)}" if isinstance(v, (float, list)) else f"{k} {v}" for k, v in value.items())
+        return ", ".join(f"{k} {shown(v)}" if isinstance(v, (float, list)) else
+                         f"{k} none (both sets whole in every subset)" if v is None else f"{k} {v}" for k, v in value.items())
     if isinstance(value, list):  # per-class shares
         return "[" + " ".join("-" if v is None else f"{v:.2f}" for v in value) + "]"
     return f"{value:.4g}"

@@ -87,21 +87,23 @@ def kid(features1, features2, subsets=100, subset_size=1000, rng=None):
     Each subset draws m = min(subset_size, N1, N2) rows of each set without replacement and computes the
     unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3: the mean of k over distinct pairs within each set, minus
     twice its mean across the sets. It can be slightly negative when the sets match. rng: a seed or a
-    np.random.Generator, for repeatable subsets.
+    np.random.Generator, for repeatable subsets. std is None where m is the whole of both sets (N1 = N2 <=
+    subset_size): every subset would then be the same rows, so there is no spread to report, only the one score.
     """
     f1, f2 = _check_pair(features1, features2)
     if int(subsets) != subsets or subsets < 1 or int(subset_size) != subset_size or subset_size < 2:
         raise ValueError(f"subsets must be >= 1 and subset_size >= 2 (whole numbers), got {subsets} and {subset_size}")
     rng = np.random.default_rng(rng)
     m, d = min(int(subset_size), len(f1), len(f2)), f1.shape[1]
-    scores = np.empty(int(subsets))
-    for i in range(int(subsets)):
+    whole = m == len(f1) == len(f2)  # each subset all of both sets: the same score every time
+    scores = np.empty(1 if whole else int(subsets))
+    for i in range(len(scores)):
         x = f1[rng.choice(len(f1), m, replace=False)]
         y = f2[rng.choice(len(f2), m, replace=False)]
         k_xx, k_yy, k_xy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))  # each (m, m)
         within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))  # i != j only
         scores[i] = within - 2 * k_xy.mean()
-    return float(scores.mean()), float(scores.std())
+    return float(scores.mean()), None if whole else float(scores.std())
 
 
 def _check_features(features, name):

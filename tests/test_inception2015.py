@@ -121,6 +121,7 @@ def test_fid_command_scores_folders_npz_files_and_statistics(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert "3 images and 3 images" in out
     assert abs(float(out.split("FID ")[1].split()[0])) < 1e-3  # the same images, lossless PNGs: FID 0
+    assert "no spread" in out and "+-" not in out  # 3 images a side: every KID subset is both whole sets
     mu, sigma = metrics.feature_stats(inception2015.features(make_shapes(3, seed=4)[0]))
     np.savez(tmp_path / "stats.npz", mu=mu, sigma=sigma)
     assert main(["fid", str(tmp_path / "b"), str(tmp_path / "stats.npz")]) == 0

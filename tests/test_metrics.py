@@ -113,7 +113,17 @@ def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
     rng = np.random.default_rng(5)
     x, y = rng.standard_normal((7, 6)), rng.standard_normal((7, 6)) + 0.3
     mean, std = gan_lib.kid(x, y, subsets=1, subset_size=100)  # the subset is all 7 rows of each set
-    assert mean == pytest.approx(mmd2(x, y, unbiased=True), rel=1e-10) and std == 0
+    assert mean == pytest.approx(mmd2(x, y, unbiased=True), rel=1e-10)
+    assert std is None  # 100 subsets of all 7 rows would all score the same: no spread to report
+
+
+def test_kid_has_a_spread_only_where_its_subsets_can_differ():
+    # subsets as large as both sets used to report a spread of 0 (1e-16): one score, 100 times
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((40, 5)), rng.standard_normal((40, 5)) + 0.2
+    assert gan_lib.kid(x, y, subsets=20, subset_size=40, rng=0)[1] is None
+    assert gan_lib.kid(x, y, subsets=20, subset_size=20, rng=0)[1] > 0  # halves: a real spread
+    assert gan_lib.kid(x, np.vstack([y, y]), subsets=20, subset_size=40, rng=0)[1] > 0  # one side is sampled
 
 
 def test_kid_is_unbiased_where_the_v_statistic_is_not():

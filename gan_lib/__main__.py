@@ -271,8 +271,8 @@ def cmd_fid(args):
     print(f"FID {got['fid']:.4f}  ({NAME}; {sizes})")
     if got["kid"] is not None:
         mean, std = got["kid"]
-        print(f"KID {mean:.5f} " + (f"+- {std:.5f}" if std is not None else
-                                   "(one score: KID's subsets are 1,000 images, and at this size each is all of both sets: no spread)"))
+        whole = "(one score: KID's subsets are 1,000 images; at this size each is all of both sets: no spread)"
+        print(f"KID {mean:.5f} " + (f"+- {std:.5f}" if std is not None else whole))
 
 
 # What to lower when a command runs out of memory: its own flags
